@@ -1,0 +1,114 @@
+// Metrics registry: counters, gauges and histograms with labels, rendered in the
+// Prometheus text exposition format (version 0.0.4) for /metrics.
+//
+//   MetricsRegistry registry;
+//   Counter* dead = registry.GetCounter("freshet_ingest_deadletter_total",
+//                                       "Events sent to dead-letter", {{"reason", "bad_proto"}});
+//   dead->Inc();
+//
+// A family (name) has one help text, one type and one label-name set; each distinct
+// label-value set is a child. Get* returns the same pointer for the same name and
+// labels, valid for the registry's lifetime, so hot paths look a metric up once.
+// There is no global registry: each daemon owns one and passes it down.
+//
+// Thread-safety: Get*, updates and Render may run concurrently. Updates are lock-free.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace freshet {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+class Counter {
+ public:
+  // REQUIRES: v >= 0 (counters only go up)
+  void Inc(double v = 1.0);
+  double Value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0.0};
+};
+
+class Gauge {
+ public:
+  void Set(double v) { value_.store(v, std::memory_order_relaxed); }
+  void Add(double v);
+  double Value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0.0};
+};
+
+class Histogram {
+ public:
+  // REQUIRES: bounds strictly increasing (the +Inf bucket is implicit).
+  explicit Histogram(std::vector<double> bounds);
+  void Observe(double v);
+
+  const std::vector<double>& bounds() const { return bounds_; }
+  // Cumulative count of observations <= bounds()[i]; i == bounds().size() is +Inf.
+  uint64_t CumulativeCount(size_t i) const;
+  uint64_t Count() const { return count_.load(std::memory_order_relaxed); }
+  double Sum() const { return sum_.load(std::memory_order_relaxed); }
+  // Estimate of quantile q in [0,1] by linear interpolation inside the bucket, as
+  // Prometheus' histogram_quantile does. NaN when empty.
+  double Quantile(double q) const;
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // per bucket, not cumulative
+  std::atomic<uint64_t> count_{0};
+  std::atomic<double> sum_{0.0};
+};
+
+// Exponential bucket bounds: start, start*factor, ... (count bounds).
+std::vector<double> ExponentialBuckets(double start, double factor, int count);
+
+class MetricsRegistry {
+ public:
+  MetricsRegistry() = default;
+  MetricsRegistry(const MetricsRegistry&) = delete;
+  MetricsRegistry& operator=(const MetricsRegistry&) = delete;
+
+  // A name or label name that is not a valid Prometheus identifier, or a name reused
+  // with another type or label-name set, is a bug: these CHECK-fail.
+  Counter* GetCounter(const std::string& name, const std::string& help, const Labels& labels = {});
+  Gauge* GetGauge(const std::string& name, const std::string& help, const Labels& labels = {});
+  Histogram* GetHistogram(const std::string& name, const std::string& help,
+                          const std::vector<double>& bounds, const Labels& labels = {});
+
+  // Runs before every Render, to refresh gauges that mirror other state (queue
+  // depth, store size). Collectors must not call Render.
+  void AddCollector(std::function<void()> collector);
+
+  std::string Render() const;
+
+ private:
+  enum class Type { kCounter, kGauge, kHistogram };
+  struct Family {
+    std::string help;
+    Type type;
+    std::vector<std::string> label_names;
+    std::vector<double> bounds;  // histograms only
+    std::map<Labels, std::unique_ptr<Counter>> counters;
+    std::map<Labels, std::unique_ptr<Gauge>> gauges;
+    std::map<Labels, std::unique_ptr<Histogram>> histograms;
+  };
+  Family* FamilyFor(const std::string& name, const std::string& help, Type type,
+                    const Labels& labels);
+
+  mutable std::mutex mu_;
+  std::map<std::string, Family> families_;              // guarded by mu_
+  std::vector<std::function<void()>> collectors_;       // guarded by mu_
+};
+
+}  // namespace freshet

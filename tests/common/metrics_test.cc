@@ -1,0 +1,79 @@
+#include "common/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <thread>
+
+namespace freshet {
+namespace {
+
+TEST(MetricsTest, CounterGaugeRender) {
+  MetricsRegistry r;
+  Counter* c = r.GetCounter("freshet_ingest_deadletter_total", "Events sent to dead-letter",
+                            {{"reason", "malformed_protobuf"}});
+  c->Inc();
+  c->Inc(2);
+  EXPECT_EQ(r.GetCounter("freshet_ingest_deadletter_total", "x", {{"reason", "malformed_protobuf"}}), c);
+  r.GetGauge("freshet_serving_version", "Version served")->Set(42);
+  std::string text = r.Render();
+  EXPECT_NE(text.find("# TYPE freshet_ingest_deadletter_total counter\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("freshet_ingest_deadletter_total{reason=\"malformed_protobuf\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("freshet_serving_version 42\n"), std::string::npos) << text;
+}
+
+TEST(MetricsTest, LabelValuesAreEscaped) {
+  MetricsRegistry r;
+  r.GetCounter("x_total", "help", {{"path", "a\"b\\c\nd"}})->Inc();
+  EXPECT_NE(r.Render().find("x_total{path=\"a\\\"b\\\\c\\nd\"} 1"), std::string::npos) << r.Render();
+}
+
+TEST(MetricsTest, HistogramBucketsAreCumulative) {
+  MetricsRegistry r;
+  Histogram* h = r.GetHistogram("freshet_freshness_seconds", "Freshness", {0.1, 1, 10}, {{"stage", "joined"}});
+  for (double v : {0.05, 0.5, 0.7, 5.0, 50.0}) h->Observe(v);
+  std::string text = r.Render();
+  EXPECT_NE(text.find("freshet_freshness_seconds_bucket{stage=\"joined\",le=\"0.10000000000000001\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("freshet_freshness_seconds_bucket{stage=\"joined\",le=\"1\"} 3"), std::string::npos) << text;
+  EXPECT_NE(text.find("freshet_freshness_seconds_bucket{stage=\"joined\",le=\"+Inf\"} 5"), std::string::npos) << text;
+  EXPECT_NE(text.find("freshet_freshness_seconds_count{stage=\"joined\"} 5"), std::string::npos) << text;
+  EXPECT_NEAR(h->Sum(), 56.25, 1e-9);
+}
+
+TEST(MetricsTest, HistogramQuantileInterpolates) {
+  Histogram h({1, 2, 3, 4});
+  EXPECT_TRUE(std::isnan(h.Quantile(0.5)));
+  for (int i = 0; i < 100; ++i) h.Observe(1.5);  // all in (1, 2]
+  EXPECT_GT(h.Quantile(0.5), 1.0);
+  EXPECT_LE(h.Quantile(0.5), 2.0);
+  EXPECT_DOUBLE_EQ(h.Quantile(1.0), 2.0);
+}
+
+TEST(MetricsTest, CollectorsRunBeforeRender) {
+  MetricsRegistry r;
+  Gauge* g = r.GetGauge("queue_depth", "depth");
+  int depth = 7;
+  r.AddCollector([&] { g->Set(depth); });
+  EXPECT_NE(r.Render().find("queue_depth 7"), std::string::npos);
+  depth = 9;
+  EXPECT_NE(r.Render().find("queue_depth 9"), std::string::npos);
+}
+
+TEST(MetricsTest, ConcurrentIncrementsAreNotLost) {
+  MetricsRegistry r;
+  Counter* c = r.GetCounter("hits_total", "hits");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) threads.emplace_back([c] { for (int i = 0; i < 10000; ++i) c->Inc(); });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(c->Value(), 40000);
+}
+
+TEST(MetricsDeathTest, InvalidNameIsABug) {
+  MetricsRegistry r;
+  EXPECT_DEATH(r.GetCounter("bad-name", "x"), "invalid metric name");
+  r.GetCounter("twice", "x");
+  EXPECT_DEATH(r.GetGauge("twice", "x"), "different types");
+}
+
+}  // namespace
+}  // namespace freshet
