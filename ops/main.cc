@@ -1,9 +1,38 @@
 // The `freshet` command: one binary, one subcommand per daemon or tool.
 #include <cstdio>
-#include <cstring>
 #include <string>
+#include <vector>
+
+#include "ops/commands.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: freshet COMMAND [flags]\n"
+    "\n"
+    "commands:\n"
+    "  run      the whole pipeline on one machine: embedded Kafka (or --kafka HOST:PORT),\n"
+    "           traffic simulator, admin HTTP; flags: --config FILE --duration S --seed N\n"
+    "           --rate N --kafka HOST:PORT\n"
+    "  kafka    host the embedded Kafka cluster as its own process and print its bootstrap\n"
+    "           servers; flags: --brokers N --partitions P --config FILE\n"
+    "  config   --print-defaults | --print FILE | --validate FILE\n"
+    "\n"
+    "Every command accepts --config FILE (protobuf text format, see `freshet config\n"
+    "--print-defaults`).\n";
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  std::fprintf(stderr, "freshet: not wired yet\n");
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help" || std::string(argv[1]) == "-h") {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "run") return freshet::ops::RunCommand(args);
+  if (command == "kafka") return freshet::ops::KafkaCommand(args);
+  if (command == "config") return freshet::ops::ConfigCommand(args);
+  std::fprintf(stderr, "freshet: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -1,0 +1,415 @@
+// KafkaProducer and KafkaConsumer over librdkafka's C API; see kafka_client.h.
+#include "ingest/kafka_client.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/logging.h"
+
+namespace freshet::ingest {
+namespace {
+
+// Builds an rd_kafka_conf_t; on failure names the property and the value.
+StatusOr<rd_kafka_conf_t*> MakeConf(const KafkaClientOptions& options,
+                                    const std::map<std::string, std::string>& fixed) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  std::map<std::string, std::string> all = fixed;
+  all["bootstrap.servers"] = options.bootstrap_servers;
+  all["client.id"] = options.client_id;
+  for (const auto& [k, v] : options.properties) all[k] = v;  // the operator's word wins
+  for (const auto& [k, v] : all) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return InvalidArgumentError("kafka property " + k + "=" + v + " rejected: " + err);
+    }
+  }
+  return conf;
+}
+
+Status KafkaError(const std::string& what, rd_kafka_resp_err_t err) {
+  StatusCode code = StatusCode::kInternal;
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+      code = StatusCode::kUnavailable;
+      break;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+      code = StatusCode::kResourceExhausted;
+      break;
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+      code = StatusCode::kNotFound;
+      break;
+    default:
+      break;
+  }
+  return Status(code, what + ": " + rd_kafka_err2str(err));
+}
+
+std::vector<TopicPartitionOffset> FromList(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<TopicPartitionOffset> out;
+  if (!list) return out;
+  for (int i = 0; i < list->cnt; ++i) {
+    out.push_back({list->elems[i].topic, list->elems[i].partition, list->elems[i].offset});
+  }
+  return out;
+}
+
+rd_kafka_topic_partition_list_t* ToList(const std::vector<TopicPartitionOffset>& tps) {
+  auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(tps.size()));
+  for (const auto& tp : tps) {
+    rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition)->offset =
+        tp.offset >= 0 ? tp.offset : RD_KAFKA_OFFSET_INVALID;
+  }
+  return list;
+}
+
+StatusOr<int> PartitionCountOf(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms);
+  if (err) return KafkaError("metadata request", err);
+  int count = -1;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      count = md->topics[i].partition_cnt;
+    }
+  }
+  rd_kafka_metadata_destroy(md);
+  if (count < 0) return NotFoundError("topic " + topic + " does not exist on the cluster");
+  return count;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Producer
+
+struct KafkaProducer::Impl {
+  rd_kafka_t* rk = nullptr;
+  Options options;
+  std::atomic<uint64_t> delivered{0};
+  std::atomic<uint64_t> failed{0};
+  mutable std::mutex mu;
+  Status first_error;  // guarded by mu
+  std::atomic<bool> stop{false};
+  std::thread poller;  // serves delivery reports
+
+  void RecordError(const Status& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (first_error.ok()) first_error = s;
+  }
+};
+
+StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Options& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  ASSIGN_OR_RETURN(rd_kafka_conf_t * conf,
+                   MakeConf(options, {{"enable.idempotence", "true"},
+                                      {"acks", "all"},
+                                      {"linger.ms", std::to_string(options.linger_ms)},
+                                      {"partitioner", "murmur2_random"},
+                                      {"queue.buffering.max.messages", "1000000"}}));
+  rd_kafka_conf_set_opaque(conf, impl.get());
+  rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    if (m->err) {
+      self->failed.fetch_add(1);
+      self->RecordError(KafkaError(std::string("delivery to ") + rd_kafka_topic_name(m->rkt), m->err));
+    } else {
+      self->delivered.fetch_add(1);
+    }
+  });
+  rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      char buf[512];
+      rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+      self->RecordError(KafkaError(std::string("fatal producer error: ") + buf, fatal));
+      LOG_ERROR("kafka_producer_fatal").Kv("error", buf);
+      return;
+    }
+    static RateLimiter limiter(5000);
+    int64_t suppressed = 0;
+    if (limiter.Allow(Clock::Real()->NowMs(), &suppressed)) {
+      LOG_WARNING("kafka_producer_error").Kv("error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)))
+          .Kv("reason", reason).Kv("suppressed", suppressed);
+    }
+  });
+  char err[512];
+  impl->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (!impl->rk) {
+    rd_kafka_conf_destroy(conf);
+    return InvalidArgumentError(std::string("cannot create Kafka producer: ") + err);
+  }
+  Impl* raw = impl.get();
+  impl->poller = std::thread([raw] {
+    while (!raw->stop.load()) rd_kafka_poll(raw->rk, 100);
+  });
+  return std::unique_ptr<KafkaProducer>(new KafkaProducer(std::move(impl)));
+}
+
+KafkaProducer::KafkaProducer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+KafkaProducer::~KafkaProducer() {
+  Status s = Flush(10000);
+  if (!s.ok()) LOG_WARNING("kafka_producer_close").Kv("status", s.ToString()).Kv("undelivered", rd_kafka_outq_len(impl_->rk));
+  impl_->stop.store(true);
+  impl_->poller.join();
+  rd_kafka_destroy(impl_->rk);
+}
+
+Status KafkaProducer::Produce(const std::string& topic, std::string_view key, std::string_view value,
+                              int32_t partition) {
+  const int64_t deadline = Clock::Real()->MonotonicUs() + int64_t{impl_->options.enqueue_timeout_ms} * 1000;
+  while (true) {
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        impl_->rk, RD_KAFKA_V_TOPIC(topic.c_str()),
+        RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return KafkaError("produce to " + topic, err);
+    if (Clock::Real()->MonotonicUs() > deadline) {
+      return ResourceExhaustedError("producer queue full for " + std::to_string(impl_->options.enqueue_timeout_ms) +
+                                    " ms producing to " + topic + " (is the cluster reachable?)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // backpressure
+  }
+}
+
+Status KafkaProducer::Flush(int timeout_ms) {
+  rd_kafka_resp_err_t err = rd_kafka_flush(impl_->rk, timeout_ms);
+  Status first = first_error();
+  if (!first.ok()) return first;
+  if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+    return DeadlineExceededError(std::to_string(rd_kafka_outq_len(impl_->rk)) +
+                                 " messages still undelivered after " + std::to_string(timeout_ms) + " ms");
+  }
+  return Status::Ok();
+}
+
+void KafkaProducer::Poll(int timeout_ms) { rd_kafka_poll(impl_->rk, timeout_ms); }
+
+Status KafkaProducer::CheckReachable(int timeout_ms) const {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(impl_->rk, 0, nullptr, &md, timeout_ms);
+  if (err) return KafkaError("kafka at " + impl_->options.bootstrap_servers + " unreachable", err);
+  rd_kafka_metadata_destroy(md);
+  return Status::Ok();
+}
+
+StatusOr<int> KafkaProducer::PartitionCount(const std::string& topic, int timeout_ms) const {
+  return PartitionCountOf(impl_->rk, topic, timeout_ms);
+}
+
+uint64_t KafkaProducer::delivered() const { return impl_->delivered.load(); }
+uint64_t KafkaProducer::failed() const { return impl_->failed.load(); }
+Status KafkaProducer::first_error() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->first_error;
+}
+
+// ---------------------------------------------------------------------------
+// Consumer
+
+struct KafkaConsumer::Impl {
+  rd_kafka_t* rk = nullptr;
+  Options options;
+  bool closed = false;
+  RateLimiter error_limiter{5000};
+};
+
+StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const Options& options) {
+  if (options.group_id.empty()) return InvalidArgumentError("kafka consumer needs a group_id");
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  ASSIGN_OR_RETURN(rd_kafka_conf_t * conf,
+                   MakeConf(options, {{"group.id", options.group_id},
+                                      {"enable.auto.commit", "false"},
+                                      {"enable.auto.offset.store", "false"},
+                                      {"auto.offset.reset", options.from_beginning ? "earliest" : "latest"},
+                                      {"session.timeout.ms", std::to_string(options.session_timeout_ms)},
+                                      // range assigns partition p of every subscribed topic to the
+                                      // same member: impressions and labels stay co-partitioned.
+                                      {"partition.assignment.strategy", "range"}}));
+  rd_kafka_conf_set_opaque(conf, impl.get());
+  rd_kafka_conf_set_rebalance_cb(
+      conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+        auto* self = static_cast<Impl*>(opaque);
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+          std::vector<TopicPartitionOffset> tps = FromList(parts);
+          if (self->options.on_assign) self->options.on_assign(&tps);
+          rd_kafka_topic_partition_list_t* list = ToList(tps);
+          rd_kafka_assign(rk, list);
+          rd_kafka_topic_partition_list_destroy(list);
+          LOG_INFO("kafka_partitions_assigned").Kv("group", self->options.group_id).Kv("count", tps.size());
+        } else {
+          if (self->options.on_revoke) self->options.on_revoke(FromList(parts));
+          rd_kafka_assign(rk, nullptr);
+          LOG_INFO("kafka_partitions_revoked").Kv("group", self->options.group_id).Kv("count", parts ? parts->cnt : 0);
+        }
+      });
+  char err[512];
+  impl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (!impl->rk) {
+    rd_kafka_conf_destroy(conf);
+    return InvalidArgumentError(std::string("cannot create Kafka consumer: ") + err);
+  }
+  rd_kafka_poll_set_consumer(impl->rk);
+  return std::unique_ptr<KafkaConsumer>(new KafkaConsumer(std::move(impl)));
+}
+
+KafkaConsumer::KafkaConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+KafkaConsumer::~KafkaConsumer() {
+  Status s = Close();
+  if (!s.ok()) LOG_WARNING("kafka_consumer_close").Kv("status", s.ToString());
+  rd_kafka_destroy(impl_->rk);
+}
+
+Status KafkaConsumer::Subscribe(const std::vector<std::string>& topics) {
+  auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
+  for (const auto& t : topics) rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(impl_->rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err) return KafkaError("subscribe", err);
+  return Status::Ok();
+}
+
+StatusOr<std::optional<KafkaMessage>> KafkaConsumer::Poll(int timeout_ms) {
+  rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk, timeout_ms);
+  if (!m) return std::optional<KafkaMessage>();
+  if (m->err) {
+    rd_kafka_resp_err_t err = m->err;
+    std::string what = m->rkt ? rd_kafka_topic_name(m->rkt) : "consumer";
+    rd_kafka_message_destroy(m);
+    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<KafkaMessage>();
+    char buf[512];
+    if (rd_kafka_fatal_error(impl_->rk, buf, sizeof(buf))) {
+      return InternalError(std::string("fatal consumer error: ") + buf);
+    }
+    int64_t suppressed = 0;
+    if (impl_->error_limiter.Allow(Clock::Real()->NowMs(), &suppressed)) {
+      LOG_WARNING("kafka_consumer_error").Kv("source", what).Kv("error", rd_kafka_err2str(err)).Kv("suppressed", suppressed);
+    }
+    return std::optional<KafkaMessage>();
+  }
+  KafkaMessage out;
+  out.topic = rd_kafka_topic_name(m->rkt);
+  out.partition = m->partition;
+  out.offset = m->offset;
+  if (m->key) out.key.assign(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) out.value.assign(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_timestamp_type_t ts_type;
+  out.timestamp_ms = rd_kafka_message_timestamp(m, &ts_type);
+  rd_kafka_message_destroy(m);
+  return std::optional<KafkaMessage>(std::move(out));
+}
+
+Status KafkaConsumer::Commit(const std::vector<TopicPartitionOffset>& offsets) {
+  if (offsets.empty()) return Status::Ok();
+  rd_kafka_topic_partition_list_t* list = ToList(offsets);
+  rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk, list, /*async=*/0);
+  Status result = err ? KafkaError("commit offsets", err) : Status::Ok();
+  for (int i = 0; result.ok() && i < list->cnt; ++i) {
+    if (list->elems[i].err) result = KafkaError("commit offset of " + std::string(list->elems[i].topic), list->elems[i].err);
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return result;
+}
+
+Status KafkaConsumer::CommitMessage(const KafkaMessage& message) {
+  return Commit({{message.topic, message.partition, message.offset + 1}});
+}
+
+StatusOr<std::vector<TopicPartitionOffset>> KafkaConsumer::Committed(int timeout_ms) {
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_assignment(impl_->rk, &list);
+  if (err) return KafkaError("read assignment", err);
+  err = rd_kafka_committed(impl_->rk, list, timeout_ms);
+  std::vector<TopicPartitionOffset> out = FromList(list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err) return KafkaError("read committed offsets", err);
+  return out;
+}
+
+std::vector<TopicPartitionOffset> KafkaConsumer::Assignment() const {
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  if (rd_kafka_assignment(impl_->rk, &list)) return {};
+  std::vector<TopicPartitionOffset> out = FromList(list);
+  rd_kafka_topic_partition_list_destroy(list);
+  return out;
+}
+
+Status KafkaConsumer::Close() {
+  if (impl_->closed) return Status::Ok();
+  impl_->closed = true;
+  rd_kafka_resp_err_t err = rd_kafka_consumer_close(impl_->rk);
+  if (err) return KafkaError("close consumer", err);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// Topic creation on real clusters
+
+Status EnsureTopics(const KafkaClientOptions& options, const std::vector<std::string>& topics,
+                    int partitions, int replication_factor, int timeout_ms) {
+  ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(options, {}));
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    return InvalidArgumentError(std::string("cannot create Kafka admin client: ") + err);
+  }
+  std::vector<rd_kafka_NewTopic_t*> new_topics;
+  for (const auto& t : topics) {
+    new_topics.push_back(rd_kafka_NewTopic_new(t.c_str(), partitions, replication_factor, err, sizeof(err)));
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t* admin = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(admin, timeout_ms, err, sizeof(err));
+  rd_kafka_CreateTopics(rk, new_topics.data(), new_topics.size(), admin, queue);
+  Status result = Status::Ok();
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, timeout_ms + 2000);
+  if (!ev) {
+    result = UnavailableError("no answer to CreateTopics from " + options.bootstrap_servers);
+  } else if (rd_kafka_event_error(ev)) {
+    result = KafkaError("CreateTopics", rd_kafka_event_error(ev));
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    for (size_t i = 0; i < n && result.ok(); ++i) {
+      rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+      if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        result = KafkaError(std::string("create topic ") + rd_kafka_topic_result_name(results[i]), e);
+      }
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  for (auto* nt : new_topics) rd_kafka_NewTopic_destroy(nt);
+  rd_kafka_AdminOptions_destroy(admin);
+  rd_kafka_queue_destroy(queue);
+  for (const auto& t : topics) {
+    if (!result.ok()) break;
+    StatusOr<int> count = PartitionCountOf(rk, t, timeout_ms);
+    if (!count.ok()) {
+      result = count.status();
+    } else if (*count != partitions) {
+      result = FailedPreconditionError("topic " + t + " has " + std::to_string(*count) + " partitions, config says " +
+                                       std::to_string(partitions) + " (impressions and labels must match for the join)");
+    }
+  }
+  rd_kafka_destroy(rk);
+  return result;
+}
+
+}  // namespace freshet::ingest

@@ -1,0 +1,79 @@
+// Batch: B training samples laid out column-wise, the learner's in-memory input
+// (DESIGN.md §3). Built from freshet::Sample protos by BatchBuilder.
+//
+//   sparse[s]   one CSR per configured sparse slot s (TorchRec's KeyedJaggedTensor)
+//                 sample:    0        1     2
+//                 ids:     [ 17 42 | ∅  | 5 9 9 ]     uint64, all bags back to back
+//                 offsets: [ 0      2    2       5 ]  B+1 entries; bag b = ids[o[b], o[b+1])
+//   dense       (B, D)  row b = sample b's dense slots in config order; missing slot = 0
+//   labels      (B, T)  task t's label (binary 0/1 or regression value)
+//   masks       (B, T)  1 when the label is observed and the sample is in t's space
+//   weights     (B, T)  per-sample importance weight (1 unless a label policy sets it)
+//
+// Thread-safety: plain value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "common/status.h"
+#include "schemas/model_config.pb.h"
+#include "schemas/sample.pb.h"
+
+namespace freshet {
+
+using RowMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+struct Batch {
+  struct SparseSlot {
+    std::vector<uint64_t> ids;      // all bags back to back
+    std::vector<int32_t> offsets;   // (B+1), offsets[0] = 0
+  };
+  int size = 0;                     // B
+  std::vector<SparseSlot> sparse;   // one per ModelConfig.sparse_slots entry
+  RowMatrixF dense;                 // (B, D)
+  RowMatrixF labels;                // (B, T)
+  RowMatrixF masks;                 // (B, T)
+  RowMatrixF weights;               // (B, T)
+  // Newest event time among the samples (for freshness and embedding timestamps).
+  int64_t max_event_time_ms = 0;
+};
+
+// Accumulates Samples into a Batch. The slot layout comes from the ModelConfig;
+// the task count from the task list.
+//
+// Thread-safety: none.
+class BatchBuilder {
+ public:
+  // expected_task_layout: Sample.task_layout must equal it; 0 skips the check.
+  BatchBuilder(const ModelConfig& model, int num_tasks, uint32_t expected_task_layout = 0);
+
+  // Appends one sample. InvalidArgument (and nothing appended) when the label, mask
+  // or weight counts do not match the task count, a dense slot has the wrong width,
+  // or the task layout differs. Sparse/dense slots the config does not know are
+  // skipped and counted in unknown_slot_features().
+  [[nodiscard]] Status Add(const Sample& sample);
+  int size() const { return static_cast<int>(labels_.size()) / std::max(1, num_tasks_); }
+  // Returns the batch of everything added since the last Finish and starts anew.
+  Batch Finish();
+
+  int64_t unknown_slot_features() const { return unknown_slot_features_; }
+  int dense_dim() const { return dense_dim_; }
+
+ private:
+  int num_tasks_;
+  uint32_t expected_task_layout_;
+  std::unordered_map<uint32_t, int> sparse_index_;   // slot → position
+  std::unordered_map<uint32_t, std::pair<int, int>> dense_index_;  // slot → (column, width)
+  int dense_dim_ = 0;
+  std::vector<Batch::SparseSlot> sparse_;
+  std::vector<float> dense_, labels_, masks_, weights_;
+  int64_t max_event_time_ms_ = 0;
+  int64_t unknown_slot_features_ = 0;
+};
+
+}  // namespace freshet

@@ -1,0 +1,15 @@
+// Entry points of the `freshet` subcommands. Each takes the arguments after the
+// subcommand's name and returns the process exit code: 0 success, 1 runtime failure,
+// 2 usage or config error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace freshet::ops {
+
+int RunCommand(const std::vector<std::string>& args);     // the whole pipeline
+int KafkaCommand(const std::vector<std::string>& args);   // embedded Kafka as a process
+int ConfigCommand(const std::vector<std::string>& args);  // print / validate config
+
+}  // namespace freshet::ops
