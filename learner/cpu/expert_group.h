@@ -73,6 +73,7 @@ class ExpertGroup {
   std::vector<Mat<T>> z_;                   // per layer (B, n·w_{l+1}) pre-BN
   std::vector<Mat<T>> zn_;                  // per layer (B, n·w_{l+1}) post-BN
   std::vector<Mat<T>> a_;                   // per layer (B, n·w_{l+1}) post-activation
+  Mat<T> da_, dzn_, dz_, dxg_;              // Backward scratch, kept to avoid reallocation
 };
 
 }  // namespace freshet::cpu

@@ -45,8 +45,11 @@ class Op {
 template <typename T>
 class ExpertOp : public Op<T> {
  public:
-  ExpertOp(std::string name, const ExpertSpec& spec, int in, int out, Rng* rng)
-      : name_(std::move(name)), group_(name_, spec, rng), in_(in), out_(out) {}
+  // expert_names: one per expert, used as metric labels ("l1.shared.0").
+  ExpertOp(std::string name, std::vector<std::string> expert_names, const ExpertSpec& spec, int in,
+           int out, Rng* rng)
+      : name_(std::move(name)), expert_names_(std::move(expert_names)), group_(name_, spec, rng),
+        in_(in), out_(out) {}
   void Forward(Buffers<T>* b, bool training) override {
     group_.Forward(b->value[in_], training);
     b->value[out_] = group_.output();
@@ -56,12 +59,14 @@ class ExpertOp : public Op<T> {
   void CollectBuffers(std::vector<RowVec<T>*>* out) override { group_.CollectBuffers(out); }
 
   const std::string& name() const { return name_; }
+  const std::vector<std::string>& expert_names() const { return expert_names_; }
   ExpertGroup<T>& group() { return group_; }
   const ExpertGroup<T>& group() const { return group_; }
   int out() const { return out_; }
 
  private:
   std::string name_;
+  std::vector<std::string> expert_names_;
   ExpertGroup<T> group_;
   int in_, out_;
 };

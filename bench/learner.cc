@@ -1,0 +1,207 @@
+// CPU learner throughput on the reference model (configs/reference.pbtxt: PLE, 2
+// levels, 12 experts per level, 8 tasks, batch 512) with synthetic batches.
+//
+//   build/bench/bench_learner [--config configs/reference.pbtxt] [--seconds 10] [--no-peer]
+//
+// Reports training samples/s, FLOPs per training sample (counted from the model's
+// weight shapes: forward 2·MACs, backward 4·MACs for dW and dx; element-wise ops,
+// BN and the embedding bag are not counted), the achieved GFLOP/s, peak RSS, and in
+// the same run a large Eigen GEMM's GFLOP/s (same thread count: one; the ratio is the
+// issue's "≥ 40 % of GEMM rate" goal). When /usr/bin/python3 has torch, the same
+// model in PyTorch (bench/peers/torch_mtl.py) runs too, best of 1 and 2 threads with
+// OPENBLAS_NUM_THREADS=1, and the ratio to it is reported.
+// Last line: one JSON object (docs/benchmarks.md).
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include <google/protobuf/text_format.h>
+
+#include "common/json.h"
+#include "learner/cpu/trainer.h"
+
+namespace {
+
+using freshet::Batch;
+using freshet::FreshetConfig;
+using freshet::cpu::Mat;
+using freshet::cpu::Rng;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+
+// One id per sparse slot from a skewed vocabulary of 10^5 per slot (hot ids repeat
+// within a batch, as in production), N(0,1) dense, ~10 % positives.
+Batch SyntheticBatch(const freshet::ModelConfig& m, int num_tasks, int batch, uint64_t seed) {
+  Rng rng(seed);
+  Batch b;
+  b.size = batch;
+  for (int s = 0; s < m.sparse_slots_size(); ++s) {
+    Batch::SparseSlot slot;
+    slot.offsets.push_back(0);
+    for (int i = 0; i < batch; ++i) {
+      const double u = rng.Uniform();
+      slot.ids.push_back(static_cast<uint64_t>(100000.0 * u * u * u));
+      slot.offsets.push_back(static_cast<int32_t>(slot.ids.size()));
+    }
+    b.sparse.push_back(std::move(slot));
+  }
+  int dense = 0;
+  for (const auto& d : m.dense_slots()) dense += d.width();
+  b.dense.resize(batch, dense);
+  b.labels.resize(batch, num_tasks);
+  b.masks.setOnes(batch, num_tasks);
+  b.weights.setOnes(batch, num_tasks);
+  for (int i = 0; i < batch; ++i) {
+    for (int j = 0; j < dense; ++j) b.dense(i, j) = static_cast<float>(rng.Normal());
+    for (int t = 0; t < num_tasks; ++t)
+      b.labels(i, t) = t == num_tasks - 1 ? static_cast<float>(std::abs(rng.Normal())) : (rng.Uniform() < 0.1);
+  }
+  return b;
+}
+
+// Forward multiply-accumulates per sample: every 2-D weight is one (in × out) GEMM
+// per row (block-diagonal expert layers store exactly their blocks).
+double ForwardMacsPerSample(const freshet::cpu::Model<float>& model) {
+  double macs = 0;
+  for (const auto* p : model.params()) {
+    const std::string& n = p->name;
+    if (n.ends_with(".w") || n.ends_with(".down") || n.ends_with(".up"))
+      macs += static_cast<double>(p->value.rows()) * static_cast<double>(p->value.cols());
+  }
+  return macs;
+}
+
+double EigenGemmGflops() {
+  const int n = 1536;
+  Mat<float> a = Mat<float>::Random(n, n), b = Mat<float>::Random(n, n), c(n, n);
+  c.noalias() = a * b;  // warm-up
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    c.noalias() = a * b;
+    best = std::max(best, 2.0 * n * n * n / Seconds(t0) / 1e9);
+  }
+  if (c(0, 0) == 12345.0f) std::puts("");  // keep c alive
+  return best;
+}
+
+// Runs the PyTorch peer; returns its samples/s or a negative value.
+double RunPeer(const std::string& script, int threads, double seconds) {
+  const std::string cmd = "OPENBLAS_NUM_THREADS=1 /usr/bin/python3 " + script + " --threads " +
+                          std::to_string(threads) + " --seconds " + std::to_string(seconds) + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  std::string last, line;
+  char buf[4096];
+  while (fgets(buf, sizeof buf, p) != nullptr) {
+    line = buf;
+    std::fputs(("  peer: " + line).c_str(), stdout);
+    if (line.find('{') != std::string::npos) last = line;
+  }
+  if (pclose(p) != 0 || last.empty()) return -1;
+  const auto at = last.find("\"value\":");
+  return at == std::string::npos ? -1 : std::stod(last.substr(at + 8));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = "configs/reference.pbtxt";
+  double seconds = 10;
+  bool peer = true;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = std::stod(argv[++i]);
+    else if (!std::strcmp(argv[i], "--no-peer")) peer = false;
+  }
+  std::ifstream in(config_path);
+  if (!in) {
+    std::fprintf(stderr, "bench_learner: cannot read %s (run from the repository root or pass --config)\n",
+                 config_path.c_str());
+    return 1;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  FreshetConfig config;
+  if (!google::protobuf::TextFormat::ParseFromString(text.str(), &config)) {
+    std::fprintf(stderr, "bench_learner: %s does not parse\n", config_path.c_str());
+    return 1;
+  }
+  std::vector<freshet::TaskConfig> tasks(config.tasks().begin(), config.tasks().end());
+  auto created = freshet::cpu::Trainer<float>::Create(config.learner(), tasks);
+  if (!created.ok()) {
+    std::fprintf(stderr, "bench_learner: %s\n", created.status().ToString().c_str());
+    return 1;
+  }
+  auto& trainer = *created;
+  const int batch = config.learner().batch_size();
+  std::vector<Batch> batches;
+  for (int i = 0; i < 16; ++i) batches.push_back(SyntheticBatch(config.learner().model(), trainer->model().num_tasks(), batch, i + 1));
+
+  for (int i = 0; i < 5; ++i) (void)trainer->Train(batches[i % batches.size()], i);  // warm-up: tables fill
+  int64_t steps = 0;
+  float loss = 0;
+  const auto t0 = Clock::now();
+  while (Seconds(t0) < seconds || steps < 10) {
+    auto r = trainer->Train(batches[steps % batches.size()], 100 + steps);
+    if (!r.ok()) {
+      std::fprintf(stderr, "bench_learner: %s\n", r.status().ToString().c_str());
+      return 1;
+    }
+    loss = r->loss;
+    ++steps;
+  }
+  const double elapsed = Seconds(t0);
+  const double samples_per_s = steps * batch / elapsed;
+  const double flops_per_sample = 6.0 * ForwardMacsPerSample(trainer->model());
+  const double gflops = samples_per_s * flops_per_sample / 1e9;
+  const double gemm = EigenGemmGflops();
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("learner_cpu: %lld steps x %d in %.2f s: %.0f samples/s, %.3f MFLOP/sample, %.2f GFLOP/s; "
+              "Eigen GEMM %.2f GFLOP/s (ratio %.2f); loss %.4f; peak RSS %.1f MiB\n",
+              static_cast<long long>(steps), batch, elapsed, samples_per_s, flops_per_sample / 1e6, gflops, gemm,
+              gflops / gemm, loss, usage.ru_maxrss / 1024.0);
+
+  double peer_value = -1;
+  int peer_threads = 0;
+  if (peer) {
+    for (int threads : {1, 2}) {
+      const double v = RunPeer("bench/peers/torch_mtl.py", threads, seconds);
+      if (v > peer_value) peer_value = v, peer_threads = threads;
+    }
+  }
+  freshet::JsonWriter w;
+  w.BeginObject()
+      .Key("bench").String("learner_cpu")
+      .Key("metric").String("train_samples_per_s")
+      .Key("value").Double(samples_per_s)
+      .Key("unit").String("samples/s")
+      .Key("batch").Int(batch)
+      .Key("steps").Int(steps)
+      .Key("threads").Int(1)
+      .Key("flops_per_sample").Double(flops_per_sample)
+      .Key("achieved_gflops").Double(gflops)
+      .Key("gemm_gflops").Double(gemm)
+      .Key("gemm_ratio").Double(gflops / gemm)
+      .Key("peak_rss_mb").Double(usage.ru_maxrss / 1024.0)
+      .Key("final_loss").Double(loss);
+  if (peer_value > 0) {
+    w.Key("baseline").String("pytorch_cpu")
+        .Key("baseline_value").Double(peer_value)
+        .Key("baseline_threads").Int(peer_threads)
+        .Key("ratio").Double(samples_per_s / peer_value);
+  } else {
+    w.Key("baseline").Null().Key("baseline_value").Null().Key("ratio").Null();
+  }
+  w.EndObject();
+  std::printf("%s\n", w.str().c_str());
+  return 0;
+}
