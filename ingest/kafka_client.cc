@@ -29,6 +29,15 @@ StatusOr<rd_kafka_conf_t*> MakeConf(const KafkaClientOptions& options,
       return InvalidArgumentError("kafka property " + k + "=" + v + " rejected: " + err);
     }
   }
+  // librdkafka's own log lines become ours: key=value, rate-limited.
+  rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+    static RateLimiter limiter(2000);
+    int64_t suppressed = 0;
+    if (!limiter.Allow(Clock::Real()->NowMs(), &suppressed)) return;
+    LogLevel ours = level <= 3 ? LogLevel::kError : level <= 5 ? LogLevel::kWarning : LogLevel::kDebug;
+    LogLine(ours, "kafka_client_log").Kv("client", rd_kafka_name(rk)).Kv("facility", fac).Kv("message", buf)
+        .Kv("suppressed", suppressed);
+  });
   return conf;
 }
 
@@ -85,6 +94,44 @@ StatusOr<int> PartitionCountOf(rd_kafka_t* rk, const std::string& topic, int tim
   rd_kafka_metadata_destroy(md);
   if (count < 0) return NotFoundError("topic " + topic + " does not exist on the cluster");
   return count;
+}
+
+
+// Sends CreateTopics for `topics` and waits for the answer; topics that already
+// exist are fine.
+Status CreateTopics(rd_kafka_t* rk, const KafkaClientOptions& options, const std::vector<std::string>& topics,
+                    int partitions, int replication_factor, int timeout_ms) {
+  char err[512];
+  std::vector<rd_kafka_NewTopic_t*> new_topics;
+  for (const auto& t : topics) {
+    new_topics.push_back(rd_kafka_NewTopic_new(t.c_str(), partitions, replication_factor, err, sizeof(err)));
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t* admin = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(admin, timeout_ms, err, sizeof(err));
+  rd_kafka_CreateTopics(rk, new_topics.data(), new_topics.size(), admin, queue);
+  Status result = Status::Ok();
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, timeout_ms + 2000);
+  if (!ev) {
+    result = UnavailableError("no answer to CreateTopics from " + options.bootstrap_servers);
+  } else if (rd_kafka_event_error(ev)) {
+    result = KafkaError("CreateTopics", rd_kafka_event_error(ev));
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    for (size_t i = 0; i < n && result.ok(); ++i) {
+      rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+      if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        result = KafkaError(std::string("create topic ") + rd_kafka_topic_result_name(results[i]), e);
+      }
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  for (auto* nt : new_topics) rd_kafka_NewTopic_destroy(nt);
+  rd_kafka_AdminOptions_destroy(admin);
+  rd_kafka_queue_destroy(queue);
+  return result;
 }
 
 }  // namespace
@@ -350,6 +397,22 @@ std::vector<TopicPartitionOffset> KafkaConsumer::Assignment() const {
   return out;
 }
 
+Status KafkaConsumer::Pause(const std::vector<TopicPartitionOffset>& partitions) {
+  if (partitions.empty()) return Status::Ok();
+  rd_kafka_topic_partition_list_t* list = ToList(partitions);
+  rd_kafka_resp_err_t err = rd_kafka_pause_partitions(impl_->rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  return err ? KafkaError("pause partitions", err) : Status::Ok();
+}
+
+Status KafkaConsumer::Resume(const std::vector<TopicPartitionOffset>& partitions) {
+  if (partitions.empty()) return Status::Ok();
+  rd_kafka_topic_partition_list_t* list = ToList(partitions);
+  rd_kafka_resp_err_t err = rd_kafka_resume_partitions(impl_->rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  return err ? KafkaError("resume partitions", err) : Status::Ok();
+}
+
 Status KafkaConsumer::Close() {
   if (impl_->closed) return Status::Ok();
   impl_->closed = true;
@@ -370,34 +433,28 @@ Status EnsureTopics(const KafkaClientOptions& options, const std::vector<std::st
     rd_kafka_conf_destroy(conf);
     return InvalidArgumentError(std::string("cannot create Kafka admin client: ") + err);
   }
-  std::vector<rd_kafka_NewTopic_t*> new_topics;
-  for (const auto& t : topics) {
-    new_topics.push_back(rd_kafka_NewTopic_new(t.c_str(), partitions, replication_factor, err, sizeof(err)));
-  }
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-  rd_kafka_AdminOptions_t* admin = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_operation_timeout(admin, timeout_ms, err, sizeof(err));
-  rd_kafka_CreateTopics(rk, new_topics.data(), new_topics.size(), admin, queue);
-  Status result = Status::Ok();
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, timeout_ms + 2000);
-  if (!ev) {
-    result = UnavailableError("no answer to CreateTopics from " + options.bootstrap_servers);
-  } else if (rd_kafka_event_error(ev)) {
-    result = KafkaError("CreateTopics", rd_kafka_event_error(ev));
-  } else {
-    size_t n = 0;
-    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-    for (size_t i = 0; i < n && result.ok(); ++i) {
-      rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
-      if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        result = KafkaError(std::string("create topic ") + rd_kafka_topic_result_name(results[i]), e);
-      }
+  // Which topics exist already? This also fails fast, with the address, when nothing
+  // answers at all.
+  std::vector<std::string> missing;
+  {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 1, nullptr, &md, 5000);
+    if (merr) {
+      rd_kafka_destroy(rk);
+      return UnavailableError("no Kafka broker at " + options.bootstrap_servers + " answered within 5 s (" +
+                              rd_kafka_err2str(merr) + ")");
     }
+    for (const auto& t : topics) {
+      bool found = false;
+      for (int i = 0; i < md->topic_cnt; ++i) {
+        found |= t == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+      }
+      if (!found) missing.push_back(t);
+    }
+    rd_kafka_metadata_destroy(md);
   }
-  if (ev) rd_kafka_event_destroy(ev);
-  for (auto* nt : new_topics) rd_kafka_NewTopic_destroy(nt);
-  rd_kafka_AdminOptions_destroy(admin);
-  rd_kafka_queue_destroy(queue);
+  Status result = Status::Ok();
+  if (!missing.empty()) result = CreateTopics(rk, options, missing, partitions, replication_factor, timeout_ms);
   for (const auto& t : topics) {
     if (!result.ok()) break;
     StatusOr<int> count = PartitionCountOf(rk, t, timeout_ms);
@@ -405,7 +462,8 @@ Status EnsureTopics(const KafkaClientOptions& options, const std::vector<std::st
       result = count.status();
     } else if (*count != partitions) {
       result = FailedPreconditionError("topic " + t + " has " + std::to_string(*count) + " partitions, config says " +
-                                       std::to_string(partitions) + " (impressions and labels must match for the join)");
+                                       std::to_string(partitions) + " (impressions and labels must match for the join;"
+                                       " set kafka.partitions to match the cluster)");
     }
   }
   rd_kafka_destroy(rk);

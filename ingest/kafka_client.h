@@ -107,6 +107,10 @@ class KafkaConsumer {
   // The group's committed offsets for the current assignment.
   StatusOr<std::vector<TopicPartitionOffset>> Committed(int timeout_ms = 5000);
   std::vector<TopicPartitionOffset> Assignment() const;
+  // Stops (Resume: restarts) fetching from these assigned partitions without leaving
+  // the group: backpressure. Offsets in the arguments are ignored.
+  Status Pause(const std::vector<TopicPartitionOffset>& partitions);
+  Status Resume(const std::vector<TopicPartitionOffset>& partitions);
   // Leaves the group (revoking partitions). Idempotent.
   Status Close();
 

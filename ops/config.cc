@@ -202,6 +202,7 @@ Status Validate(const FreshetConfig& c) {
   v.Require(s.base_ctr() > 0 && s.base_ctr() < 1, "simulator.base_ctr", s.base_ctr(), "must be in (0, 1)");
   v.Require(s.early_label_fraction() >= 0 && s.early_label_fraction() <= 1, "simulator.early_label_fraction",
             s.early_label_fraction(), "must be in [0, 1]");
+  v.Require(s.max_impressions() >= 0, "simulator.max_impressions", s.max_impressions(), "must be >= 0 (0 = no limit)");
   for (int i = 0; i < s.label_delays_size(); ++i) {
     const auto& d = s.label_delays(i);
     std::string f = "simulator.label_delays[" + std::to_string(i) + "]";
@@ -246,9 +247,14 @@ Status Validate(const FreshetConfig& c) {
             in.max_open_impressions_per_partition(), "must be > 0");
   v.Require(in.max_impression_age_ms() > 0, "ingest.max_impression_age_ms", in.max_impression_age_ms(), "must be > 0");
   v.Require(in.checkpoint_interval_ms() >= 10, "ingest.checkpoint_interval_ms", in.checkpoint_interval_ms(), "must be >= 10");
+  v.Require(in.correction_horizon_ms() >= 0, "ingest.correction_horizon_ms", in.correction_horizon_ms(), "must be >= 0");
+  v.Require(in.max_future_skew_ms() > 0, "ingest.max_future_skew_ms", in.max_future_skew_ms(), "must be > 0");
+  v.Require(in.idle_input_ms() > 0, "ingest.idle_input_ms", in.idle_input_ms(), "must be > 0");
+  v.Require(!in.consumer_group().empty(), "ingest.consumer_group", "\"\"", "must name a consumer group");
 
   const LearnerConfig& l = c.learner();
   v.Require(l.batch_size() >= 1 && l.batch_size() <= 1 << 20, "learner.batch_size", l.batch_size(), "must be in [1, 1048576]");
+  v.Require(!l.consumer_group().empty(), "learner.consumer_group", "\"\"", "must name a consumer group");
 
   const PublisherConfig& p = c.publisher();
   v.Require(p.publish_interval_ms() >= 10, "publisher.publish_interval_ms", p.publish_interval_ms(), "must be >= 10");

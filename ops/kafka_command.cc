@@ -6,25 +6,17 @@
 #include "common/logging.h"
 #include "common/signals.h"
 #include "ingest/embedded_kafka.h"
+#include "ops/command_util.h"
 #include "ops/commands.h"
-#include "ops/config.h"
-#include "ops/flags.h"
 
 namespace freshet::ops {
 
 int KafkaCommand(const std::vector<std::string>& args) {
-  auto flags = Flags::Parse(args, {"config", "brokers", "partitions"}, {});
-  if (!flags.ok()) {
-    std::fprintf(stderr, "freshet kafka: %s\n", flags.status().message().c_str());
-    return 2;
-  }
-  auto config = LoadEffectiveConfig(flags->Get("config"));
-  if (!config.ok()) {
-    std::fprintf(stderr, "freshet kafka: %s\n", config.status().message().c_str());
-    return 2;
-  }
-  auto brokers = flags->GetInt("brokers", config->kafka().embedded_brokers(), 1, 16);
-  auto partitions = flags->GetInt("partitions", config->kafka().partitions(), 1, 1024);
+  auto setup = SetUpCommand("kafka", args, {"brokers", "partitions"}, {});
+  if (!setup) return 2;
+  const FreshetConfig& config = setup->config;
+  auto brokers = setup->flags.GetInt("brokers", config.kafka().embedded_brokers(), 1, 16);
+  auto partitions = setup->flags.GetInt("partitions", config.kafka().partitions(), 1, 1024);
   if (!brokers.ok() || !partitions.ok()) {
     std::fprintf(stderr, "freshet kafka: %s\n", (!brokers.ok() ? brokers.status() : partitions.status()).message().c_str());
     return 2;
@@ -36,7 +28,7 @@ int KafkaCommand(const std::vector<std::string>& args) {
     std::fprintf(stderr, "freshet kafka: %s\n", kafka.status().ToString().c_str());
     return 1;
   }
-  const KafkaConfig& k = config->kafka();
+  const KafkaConfig& k = config.kafka();
   for (const std::string& topic : {k.impressions_topic(), k.labels_topic(), k.samples_topic(), k.deadletter_topic()}) {
     Status s = (*kafka)->CreateTopic(topic, static_cast<int>(*partitions));
     if (!s.ok()) {

@@ -5,6 +5,10 @@
 
 #include "ops/commands.h"
 
+namespace freshet::ops {
+int IngestCommand(const std::vector<std::string>& args);  // ops/ingest_command.cc
+}  // namespace freshet::ops
+
 namespace {
 
 constexpr const char* kUsage =
@@ -17,6 +21,8 @@ constexpr const char* kUsage =
     "  kafka    host the embedded Kafka cluster as its own process and print its bootstrap\n"
     "           servers; flags: --brokers N --partitions P --config FILE\n"
     "  config   --print-defaults | --print FILE | --validate FILE\n"
+    "  ingest   the ingest daemon: joins impressions and labels into samples; flags:\n"
+    "           --config FILE --kafka HOST:PORT --data-dir DIR --admin-port N\n"
     "\n"
     "Every command accepts --config FILE (protobuf text format, see `freshet config\n"
     "--print-defaults`).\n";
@@ -33,6 +39,7 @@ int main(int argc, char** argv) {
   if (command == "run") return freshet::ops::RunCommand(args);
   if (command == "kafka") return freshet::ops::KafkaCommand(args);
   if (command == "config") return freshet::ops::ConfigCommand(args);
+  if (command == "ingest") return freshet::ops::IngestCommand(args);
   std::fprintf(stderr, "freshet: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

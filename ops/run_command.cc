@@ -5,6 +5,7 @@
 // seconds, and a summary when it stops (Ctrl-C, SIGTERM or --duration).
 #include <cinttypes>
 #include <cstdio>
+#include <filesystem>
 
 #include "common/admin_http.h"
 #include "common/clock.h"
@@ -15,8 +16,10 @@
 #include "ingest/kafka_client.h"
 #include "learner/gpu.h"
 #include "ops/commands.h"
+#include "ops/command_util.h"
 #include "ops/config.h"
 #include "ops/flags.h"
+#include "ops/ingest_component.h"
 #include "ops/kafka_event_sink.h"
 #include "ops/simulator.h"
 
@@ -26,25 +29,35 @@ namespace {
 constexpr int64_t kProgressIntervalMs = 5000;
 constexpr int64_t kTickMs = 20;
 
-// Applies command-line overrides on top of the file config and re-validates.
-StatusOr<FreshetConfig> ConfigFromFlags(const Flags& flags) {
-  ASSIGN_OR_RETURN(FreshetConfig config, LoadEffectiveConfig(flags.Get("config")));
-  ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", static_cast<int64_t>(config.simulator().seed()), 0, INT64_MAX));
-  config.mutable_simulator()->set_seed(static_cast<uint64_t>(seed));
-  ASSIGN_OR_RETURN(double rate, flags.GetDouble("rate", config.simulator().impressions_per_second(), 0.001, 1e6));
-  config.mutable_simulator()->set_impressions_per_second(rate);
-  if (flags.Has("kafka")) config.mutable_kafka()->set_bootstrap_servers(flags.Get("kafka"));
+// Applies run's own overrides on top of the effective config and re-validates.
+// --admin-port 0 puts every admin server on a free port (tests); another value moves
+// the front door (the learner's port).
+Status ApplyRunFlags(const Flags& flags, FreshetConfig* config) {
+  ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", static_cast<int64_t>(config->simulator().seed()), 0, INT64_MAX));
+  config->mutable_simulator()->set_seed(static_cast<uint64_t>(seed));
+  ASSIGN_OR_RETURN(double rate, flags.GetDouble("rate", config->simulator().impressions_per_second(), 0.001, 1e6));
+  config->mutable_simulator()->set_impressions_per_second(rate);
   if (flags.Has("admin-port")) {
     ASSIGN_OR_RETURN(int64_t port, flags.GetInt("admin-port", 0, 0, 65535));
-    config.mutable_admin()->set_learner_port(static_cast<int>(port));
+    config->mutable_admin()->set_learner_port(static_cast<int>(port));
+    if (port == 0) {
+      config->mutable_admin()->set_ingest_port(0);
+      config->mutable_admin()->set_serving_base_port(0);
+    }
   }
-  RETURN_IF_ERROR(Validate(config));
-  return config;
+  return Validate(*config);
+}
+
+int64_t LongestWindowMs(const FreshetConfig& config) {
+  int64_t longest = 0;
+  for (const auto& t : config.tasks()) longest = std::max(longest, t.window_ms());
+  return longest;
 }
 
 struct Totals {
   uint64_t impressions = 0;
   uint64_t labels = 0;
+  uint64_t samples = 0;
 };
 
 std::string StatusJson(const FreshetConfig& config, const std::string& bootstrap, const TrafficSimulator& sim,
@@ -72,20 +85,16 @@ std::string StatusJson(const FreshetConfig& config, const std::string& bootstrap
 }  // namespace
 
 int RunCommand(const std::vector<std::string>& args) {
-  auto flags = Flags::Parse(args, {"config", "duration", "seed", "kafka", "rate", "admin-port"}, {});
-  if (!flags.ok()) {
-    std::fprintf(stderr, "freshet run: %s\n", flags.status().message().c_str());
+  auto setup = SetUpCommand("run", args, {"duration", "seed", "kafka", "rate", "admin-port", "data-dir"}, {});
+  if (!setup) return 2;
+  auto duration_s = setup->flags.GetDouble("duration", 0, 0, 1e9);
+  Status applied = duration_s.ok() ? ApplyRunFlags(setup->flags, &setup->config) : duration_s.status();
+  if (!applied.ok()) {
+    std::fprintf(stderr, "freshet run: %s\n", applied.message().c_str());
     return 2;
   }
-  auto duration_s = flags->GetDouble("duration", 0, 0, 1e9);
-  auto loaded = ConfigFromFlags(*flags);
-  if (!duration_s.ok() || !loaded.ok()) {
-    std::fprintf(stderr, "freshet run: %s\n", (!duration_s.ok() ? duration_s.status() : loaded.status()).message().c_str());
-    return 2;
-  }
-  const FreshetConfig config = std::move(loaded).value();
-  LogLevel level;
-  if (ParseLogLevel(config.log_level(), &level)) SetMinLogLevel(level);
+  const FreshetConfig config = std::move(setup->config);
+  ApplyLogLevel(config);
 
   StopFlag stop;
   SignalWatcher watcher(&stop);  // before any thread starts
@@ -129,7 +138,29 @@ int RunCommand(const std::vector<std::string>& args) {
               embedded ? ("embedded, " + std::to_string(kc.embedded_brokers()) + " brokers").c_str() : "external");
   std::fflush(stdout);
 
-  // 2. Producer for the simulator.
+  // 2. Ingest. State only means something with the cluster it was read from: an
+  // embedded cluster lives as long as this process, so its state goes in a fresh
+  // directory that is removed at a clean exit; against a real cluster the state
+  // persists and a restart resumes from it.
+  const std::string data_dir = embedded ? config.store().data_dir() + "/run-" + std::to_string(started_ms)
+                                        : config.store().data_dir();
+  auto ingest = IngestComponent::Start(config, bootstrap, data_dir + "/ingest");
+  if (!ingest.ok()) {
+    std::fprintf(stderr, "freshet run: %s\n", ingest.status().ToString().c_str());
+    return 1;
+  }
+  if (config.ingest().policy() == POLICY_IMMEDIATE) {
+    std::printf("freshet: ingest admin %s policy=POLICY_IMMEDIATE: samples at once, positives as labels arrive\n",
+                (*ingest)->admin_url().c_str());
+  } else {
+    std::printf("freshet: ingest admin %s policy=%s: first samples after the longest task window, %.0f s "
+                "(ingest { policy: POLICY_IMMEDIATE } emits at once)\n",
+                (*ingest)->admin_url().c_str(), LabelPolicy_Name(config.ingest().policy()).c_str(),
+                (LongestWindowMs(config) + config.ingest().allowed_lateness_ms()) / 1000.0);
+  }
+  std::fflush(stdout);
+
+  // 3. Producer for the simulator.
   ingest::KafkaProducer::Options popt;
   popt.bootstrap_servers = bootstrap;
   popt.client_id = "freshet-simulator";
@@ -142,7 +173,7 @@ int RunCommand(const std::vector<std::string>& args) {
     return 1;
   }
 
-  // 3. Admin server (the learner's port: the pipeline's front door and, later, the
+  // 4. Admin server (the learner's port: the pipeline's front door and, later, the
   // dashboard).
   MetricsRegistry metrics;
   KafkaEventSink sink(producer->get(), kc.impressions_topic(), kc.labels_topic(), &metrics);
@@ -178,13 +209,17 @@ int RunCommand(const std::vector<std::string>& args) {
               config.simulator().num_items());
   std::fflush(stdout);
 
-  // 4. Main loop: advance the simulator to the wall clock, report progress.
+  // 5. Main loop: advance the simulator to the wall clock, report progress.
   const int64_t end_ms = *duration_s > 0 ? started_ms + static_cast<int64_t>(*duration_s * 1000) : INT64_MAX;
   int64_t next_progress = started_ms + kProgressIntervalMs;
   Totals last;
   RateLimiter error_log(5000);
   while (!stop.requested()) {
     const int64_t now = clock->NowMs();
+    if (!(*ingest)->running()) {
+      stop.Request("ingest failed");
+      break;
+    }
     if (now >= end_ms) {
       stop.Request("duration reached");
       break;
@@ -204,32 +239,42 @@ int RunCommand(const std::vector<std::string>& args) {
     if (now >= next_progress) {
       const auto& st = sim.stats();
       const double secs = kProgressIntervalMs / 1000.0;
-      std::printf("progress t=%.0fs impressions/s=%.0f labels/s=%.0f impressions=%" PRIu64 " labels=%" PRIu64
-                  " delivered=%" PRIu64 " failed=%" PRIu64 " pending_labels=%zu\n",
+      const auto joined = (*ingest)->stats();
+      std::printf("progress t=%.0fs impressions/s=%.0f labels/s=%.0f samples/s=%.0f impressions=%" PRIu64
+                  " labels=%" PRIu64 " samples=%" PRIu64 " deadletters=%" PRIu64 " failed=%" PRIu64
+                  " pending_labels=%zu\n",
                   (now - started_ms) / 1000.0, (st.impressions - last.impressions) / secs,
-                  (st.labels - last.labels) / secs, st.impressions, st.labels, (*producer)->delivered(),
-                  (*producer)->failed(), sim.pending_events());
+                  (st.labels - last.labels) / secs, (joined.samples - last.samples) / secs, st.impressions, st.labels,
+                  joined.samples, joined.deadletters, (*producer)->failed(), sim.pending_events());
       std::fflush(stdout);
-      last = {st.impressions, st.labels};
+      last = {st.impressions, st.labels, joined.samples};
       next_progress += kProgressIntervalMs;
     }
     stop.WaitForMs(kTickMs);
   }
 
-  // 5. Stop in reverse order: intake first, then flush what is in flight.
+  // 6. Stop in reverse order: intake first, then flush what is in flight.
   LOG_INFO("run_stopping").Kv("reason", stop.reason());
   Status flushed = (*producer)->Flush(5000);
+  Status ingest_result = (*ingest)->Stop();
   admin.Stop();
+  const auto joined = (*ingest)->stats();
+  if (embedded && ingest_result.ok()) {
+    std::error_code ec;
+    std::filesystem::remove_all(data_dir, ec);
+  }
   const auto& st = sim.stats();
   std::string kinds;
   for (const auto& [kind, n] : st.labels_by_kind) kinds += " " + LabelKind_Name(kind) + "=" + std::to_string(n);
   std::printf("summary reason=\"%s\" duration_s=%.1f impressions=%" PRIu64 " labels=%" PRIu64 " delivered=%" PRIu64
-              " failed=%" PRIu64 " flush=%s\nsummary labels_by_kind:%s\n",
+              " failed=%" PRIu64 " samples=%" PRIu64 " deadletters=%" PRIu64 " flush=%s ingest=%s\n"
+              "summary labels_by_kind:%s\n",
               stop.reason().c_str(), (clock->NowMs() - started_ms) / 1000.0, st.impressions, st.labels,
-              (*producer)->delivered(), (*producer)->failed(), flushed.ok() ? "ok" : flushed.ToString().c_str(),
+              (*producer)->delivered(), (*producer)->failed(), joined.samples, joined.deadletters,
+              flushed.ok() ? "ok" : flushed.ToString().c_str(), ingest_result.ok() ? "ok" : ingest_result.ToString().c_str(),
               kinds.c_str());
   std::fflush(stdout);
-  return flushed.ok() ? 0 : 1;
+  return flushed.ok() && ingest_result.ok() ? 0 : 1;
 }
 
 }  // namespace freshet::ops

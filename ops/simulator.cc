@@ -182,7 +182,9 @@ Status TrafficSimulator::AdvanceTo(int64_t now_ms, EventSink* sink) {
   while (true) {
     const int64_t next_imp_ms = start_ms_ + static_cast<int64_t>(static_cast<double>(next_index_) * interval_ms);
     const bool have_pending = !pending_.empty() && pending_.top().due_ms <= now_ms;
-    const bool have_impression = next_imp_ms <= now_ms;
+    const bool exhausted = config_.max_impressions() > 0 &&
+                           next_index_ >= static_cast<uint64_t>(config_.max_impressions());
+    const bool have_impression = !exhausted && next_imp_ms <= now_ms;
     if (!have_pending && !have_impression) return Status::Ok();
 
     if (have_pending && (!have_impression || pending_.top().due_ms <= next_imp_ms)) {

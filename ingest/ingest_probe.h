@@ -1,0 +1,66 @@
+// IngestProbe: the ingest metrics (DESIGN.md §7 names are a contract) behind small
+// methods, so join logic calls probe->LateLabel(kind) instead of touching the
+// registry. Children are looked up once at construction.
+//
+// Thread-safety: every method may be called from any thread (metrics are atomic).
+#pragma once
+
+#include <array>
+#include <string>
+
+#include "common/metrics.h"
+#include "schemas/config.pb.h"
+#include "schemas/events.pb.h"
+#include "schemas/sample.pb.h"
+
+namespace freshet::ingest {
+
+// "wait", "wait_correct", "immediate": the policy label value of samples_total.
+const char* PolicyLabel(LabelPolicy policy);
+// "click", "play_time", ...: the kind label value (lower-case enum name without LABEL_).
+std::string KindLabel(LabelKind kind);
+
+class IngestProbe {
+ public:
+  IngestProbe(MetricsRegistry* registry, LabelPolicy policy);
+
+  void Event(bool impression) { (impression ? impressions_ : labels_)->Inc(); }
+  void Sample(SampleOrigin origin, double freshness_s);
+  void DeadLetter(const std::string& reason);
+  void LateLabel(LabelKind kind) { late_[Index(kind)]->Inc(); }
+  void LabelJoined(LabelKind kind, double delay_s);
+  void OrphanExpired(LabelKind kind) { orphan_expired_[Index(kind)]->Inc(); }
+  void UnusedLabel(LabelKind kind) { unused_[Index(kind)]->Inc(); }
+  void DuplicateLabel() { duplicate_labels_->Inc(); }
+  void DuplicateImpression() { duplicate_impressions_->Inc(); }
+  void Backpressure(const char* reason);
+  void ForcedClose() { forced_closes_->Inc(); }
+  void RetentionEviction() { retention_evictions_->Inc(); }
+  void Checkpoint(double seconds);
+
+  MetricsRegistry* registry() const { return registry_; }
+
+ private:
+  static int Index(LabelKind kind);
+
+  MetricsRegistry* registry_;
+  std::string policy_;
+  Counter* impressions_;
+  Counter* labels_;
+  Counter* samples_;
+  std::array<Counter*, 5> samples_by_origin_;
+  Histogram* freshness_;
+  static constexpr int kKinds = LabelKind_MAX + 1;
+  std::array<Counter*, kKinds> late_;
+  std::array<Counter*, kKinds> joined_;
+  std::array<Histogram*, kKinds> delay_;
+  std::array<Counter*, kKinds> orphan_expired_;
+  std::array<Counter*, kKinds> unused_;
+  Counter* duplicate_labels_;
+  Counter* duplicate_impressions_;
+  Counter* forced_closes_;
+  Counter* retention_evictions_;
+  Histogram* checkpoint_seconds_;
+};
+
+}  // namespace freshet::ingest

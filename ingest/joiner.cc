@@ -1,0 +1,392 @@
+// Joiner: Kafka in, PartitionJoin, Kafka out, RocksDB checkpoints; see joiner.h.
+#include "ingest/joiner.h"
+
+#include <set>
+
+#include "common/json.h"
+#include "common/logging.h"
+#include "ingest/event_decoder.h"
+#include "ingest/ingest_probe.h"
+#include "ingest/kafka_client.h"
+#include "ingest/partition_join.h"
+#include "ingest/task_rules.h"
+#include "store/kv_store.h"
+
+namespace freshet::ingest {
+namespace {
+
+constexpr int kFlushTimeoutMs = 10000;
+constexpr int kForceCloseBatch = 1000;
+
+}  // namespace
+
+std::vector<std::string> Joiner::StoreFamilies() {
+  return {PartitionJoin::kRecordFamily, PartitionJoin::kMetaFamily};
+}
+
+Joiner::Joiner(Options options) : options_(std::move(options)), clock_(options_.clock ? options_.clock : Clock::Real()) {}
+
+Joiner::~Joiner() {
+  Status s = Stop();
+  if (!s.ok()) LOG_WARNING("joiner_stop").Kv("status", s.ToString());
+}
+
+StatusOr<std::unique_ptr<Joiner>> Joiner::Create(Options options) {
+  if (!options.store || !options.metrics) return InvalidArgumentError("Joiner needs a store and a metrics registry");
+  std::unique_ptr<Joiner> j(new Joiner(std::move(options)));
+  const FreshetConfig& c = j->options_.config;
+  ASSIGN_OR_RETURN(TaskRules rules, TaskRules::Create(c));
+  j->rules_ = std::make_unique<TaskRules>(std::move(rules));
+  j->probe_ = std::make_unique<IngestProbe>(j->options_.metrics, c.ingest().policy());
+  const std::string bootstrap =
+      j->options_.bootstrap_servers.empty() ? c.kafka().bootstrap_servers() : j->options_.bootstrap_servers;
+  if (bootstrap.empty()) return InvalidArgumentError("kafka.bootstrap_servers is empty: the joiner needs a cluster");
+
+  KafkaProducer::Options popt;
+  popt.bootstrap_servers = bootstrap;
+  popt.client_id = j->options_.client_id;
+  popt.linger_ms = c.kafka().linger_ms();
+  popt.properties.insert(c.kafka().client_properties().begin(), c.kafka().client_properties().end());
+  ASSIGN_OR_RETURN(j->producer_, KafkaProducer::Create(popt));
+
+  KafkaConsumer::Options copt;
+  copt.bootstrap_servers = bootstrap;
+  copt.client_id = j->options_.client_id;
+  copt.group_id = c.ingest().consumer_group();
+  copt.session_timeout_ms = c.kafka().session_timeout_ms();
+  copt.from_beginning = true;
+  copt.properties.insert(c.kafka().client_properties().begin(), c.kafka().client_properties().end());
+  Joiner* raw = j.get();
+  copt.on_assign = [raw](std::vector<TopicPartitionOffset>* tps) { raw->OnAssign(tps); };
+  copt.on_revoke = [raw](const std::vector<TopicPartitionOffset>& tps) { raw->OnRevoke(tps); };
+  ASSIGN_OR_RETURN(j->consumer_, KafkaConsumer::Create(copt));
+  return j;
+}
+
+Status Joiner::Start() {
+  RETURN_IF_ERROR(consumer_->Subscribe({options_.config.kafka().impressions_topic(), options_.config.kafka().labels_topic()}));
+  started_ = true;
+  next_checkpoint_ms_ = clock_->NowMs() + options_.config.ingest().checkpoint_interval_ms();
+  LOG_INFO("joiner_started").Kv("group", options_.config.ingest().consumer_group())
+      .Kv("policy", PolicyLabel(options_.config.ingest().policy())).Kv("tasks", rules_->size())
+      .Kv("max_window_ms", rules_->max_window_ms()).Kv("store", options_.store->path());
+  return Status::Ok();
+}
+
+PartitionJoin* Joiner::StateFor(int32_t partition) {
+  auto& slot = partitions_[partition];
+  if (!slot) {
+    // Normally created in OnAssign; a message for an unknown partition gets fresh state.
+    slot = std::make_unique<PartitionJoin>(partition, rules_.get(), options_.config.ingest(), probe_.get(), clock_);
+  }
+  return slot.get();
+}
+
+void Joiner::DeadLetter(const KafkaMessage& m, const std::string& reason, const std::string& detail) {
+  freshet::DeadLetter d;
+  d.set_source_topic(m.topic);
+  d.set_partition(m.partition);
+  d.set_offset(m.offset);
+  d.set_reason(reason);
+  d.set_detail(detail);
+  d.set_payload(m.value);
+  d.set_rejected_at_ms(clock_->NowMs());
+  d.set_component("ingest");
+  pending_.emplace_back("\x01" + m.key, d.SerializeAsString());  // \x01 marks the dead-letter topic
+  probe_->DeadLetter(reason);
+  deadletters_.fetch_add(1);
+  static RateLimiter limiter(5000);
+  int64_t suppressed = 0;
+  if (limiter.Allow(clock_->NowMs(), &suppressed)) {
+    LOG_WARNING("ingest_deadletter").Kv("reason", reason).Kv("detail", detail).Kv("topic", m.topic)
+        .Kv("partition", m.partition).Kv("offset", m.offset).Kv("suppressed", suppressed);
+  }
+}
+
+void Joiner::Process(const KafkaMessage& m) {
+  const KafkaConfig& kc = options_.config.kafka();
+  const bool is_imp = m.topic == kc.impressions_topic();
+  PartitionJoin* join = StateFor(m.partition);
+  join->SetConsumed(is_imp, m.offset + 1);
+  events_.fetch_add(1);
+  DecodeLimits limits;
+  limits.max_message_bytes = kc.max_message_bytes();
+  limits.now_ms = clock_->NowMs();
+  limits.max_future_skew_ms = options_.config.ingest().max_future_skew_ms();
+  const int64_t wm = join->watermark();
+  if (wm != PartitionJoin::kNoTime) limits.oldest_impression_ms = wm - options_.config.ingest().max_impression_age_ms();
+  std::vector<Sample> out;
+  if (is_imp) {
+    Impression imp;
+    Rejection r = DecodeImpression(m.key, m.value, limits, &imp);
+    if (!r.ok()) return DeadLetter(m, r.reason, r.detail);
+    probe_->Event(true);
+    join->AddImpression(imp, &out);
+  } else {
+    Label label;
+    Rejection r = DecodeLabel(m.key, m.value, limits, &label);
+    if (!r.ok()) return DeadLetter(m, r.reason, r.detail);
+    probe_->Event(false);
+    join->AddLabel(label, &out);
+  }
+  for (const Sample& s : out) pending_.emplace_back(std::to_string(s.user_id()), s.SerializeAsString());
+  samples_.fetch_add(out.size());
+}
+
+Status Joiner::ProducePending() {
+  const KafkaConfig& kc = options_.config.kafka();
+  size_t done = 0;
+  Status result;
+  for (; done < pending_.size(); ++done) {
+    const auto& [key, value] = pending_[done];
+    const bool dead = !key.empty() && key[0] == '\x01';
+    result = dead ? producer_->Produce(kc.deadletter_topic(), std::string_view(key).substr(1), value)
+                  : producer_->Produce(kc.samples_topic(), key, value);
+    if (!result.ok()) break;
+  }
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(done));
+  return result;  // what is left stays pending: retried next time, intake waits
+}
+
+Status Joiner::RunOnce(int poll_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(error_);
+  }
+  if (!pending_.empty()) {
+    Status s = ProducePending();
+    if (!s.ok()) return s.code() == StatusCode::kResourceExhausted ? Status::Ok() : s;  // still backed up
+  }
+  for (int i = 0; i < options_.max_batch; ++i) {
+    auto m = consumer_->Poll(i == 0 ? poll_ms : 0);
+    if (!m.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      error_ = m.status();
+      return error_;
+    }
+    if (!m->has_value()) break;
+    std::lock_guard<std::mutex> lock(mu_);
+    Process(**m);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<Sample> out;
+    for (auto& [p, join] : partitions_) join->Advance(&out);  // an input may have gone idle
+    for (const Sample& s : out) pending_.emplace_back(std::to_string(s.user_id()), s.SerializeAsString());
+    samples_.fetch_add(out.size());
+    ApplyBackpressure();
+    UpdateGauges();
+  }
+  Status produced = ProducePending();
+  if (!produced.ok() && produced.code() != StatusCode::kResourceExhausted) {
+    std::lock_guard<std::mutex> lock(mu_);
+    error_ = produced;
+    return produced;
+  }
+  if (clock_->NowMs() >= next_checkpoint_ms_ && pending_.empty()) {
+    next_checkpoint_ms_ = clock_->NowMs() + options_.config.ingest().checkpoint_interval_ms();
+    RETURN_IF_ERROR(Checkpoint());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+void Joiner::ApplyBackpressure() {
+  const KafkaConfig& kc = options_.config.kafka();
+  for (auto& [p, join] : partitions_) {
+    auto& [imp_paused, label_paused] = paused_[p];
+    auto toggle = [&](bool* paused, bool over, bool below, const std::string& topic, const char* reason) {
+      if (!*paused && over) {
+        Status s = consumer_->Pause({{topic, p, -1}});
+        if (s.ok()) *paused = true;
+        probe_->Backpressure(reason);
+        LOG_WARNING("ingest_backpressure").Kv("partition", p).Kv("reason", reason).Kv("action", "pausing " + topic);
+      } else if (*paused && below) {
+        if (consumer_->Resume({{topic, p, -1}}).ok()) *paused = false;
+        LOG_INFO("ingest_backpressure_released").Kv("partition", p).Kv("topic", topic);
+      }
+    };
+    toggle(&imp_paused, join->OverRecordBound(), join->BelowResumeRecords(), kc.impressions_topic(), "open_impressions");
+    toggle(&label_paused, join->OverOrphanBound(), join->BelowResumeOrphans(), kc.labels_topic(), "orphan_labels");
+    if (imp_paused && label_paused) {  // neither input can advance the watermark: escalate
+      std::vector<Sample> out;
+      join->ForceCloseOldest(kForceCloseBatch, &out);
+      for (const Sample& s : out) pending_.emplace_back(std::to_string(s.user_id()), s.SerializeAsString());
+      samples_.fetch_add(out.size());
+    }
+  }
+}
+
+Status Joiner::Checkpoint() { return CheckpointPartitions(nullptr, /*drop=*/false); }
+
+Status Joiner::CheckpointPartitions(const std::vector<int32_t>* only, bool drop) {
+  const int64_t t0 = clock_->MonotonicUs();
+  Status produced = ProducePending();
+  if (!produced.ok()) return produced.Annotate("checkpoint postponed: samples could not be queued");
+  // Samples first: once the state below is written, it no longer holds them.
+  Status flushed = producer_->Flush(kFlushTimeoutMs);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!flushed.ok()) {
+    if (flushed.code() != StatusCode::kDeadlineExceeded && error_.ok()) {
+      error_ = flushed.Annotate("sample delivery failed; restart to replay from the last checkpoint");
+    }
+    return flushed.Annotate("checkpoint skipped");
+  }
+  store::WriteBatch batch;
+  size_t records = 0;
+  std::vector<TopicPartitionOffset> commits;
+  const KafkaConfig& kc = options_.config.kafka();
+  for (auto& [p, join] : partitions_) {
+    if (only && std::find(only->begin(), only->end(), p) == only->end()) continue;
+    records += join->CollectChanges(kc.impressions_topic(), kc.labels_topic(), &batch);
+    if (join->next_offset(true) >= 0) commits.push_back({kc.impressions_topic(), p, join->next_offset(true)});
+    if (join->next_offset(false) >= 0) commits.push_back({kc.labels_topic(), p, join->next_offset(false)});
+  }
+  if (!batch.empty()) {
+    Status written = options_.store->Write(batch);
+    if (!written.ok()) {
+      if (error_.ok()) error_ = written;
+      return written;
+    }
+  }
+  checkpoints_.fetch_add(1);
+  last_checkpoint_ms_ = clock_->NowMs();
+  probe_->Checkpoint((clock_->MonotonicUs() - t0) / 1e6);
+  if (drop) {
+    for (int32_t p : *only) {
+      partitions_.erase(p);
+      paused_.erase(p);
+    }
+  } else if (!commits.empty()) {
+    // The group's committed offsets only serve lag monitoring; the store is the truth.
+    Status c = consumer_->Commit(commits);
+    if (!c.ok()) LOG_DEBUG("ingest_commit_failed").Kv("status", c.ToString());
+  }
+  LOG_DEBUG("ingest_checkpoint").Kv("records", records).Kv("bytes", batch.bytes());
+  return Status::Ok();
+}
+
+void Joiner::OnAssign(std::vector<TopicPartitionOffset>* tps) {
+  const KafkaConfig& kc = options_.config.kafka();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& tp : *tps) {
+    auto& slot = partitions_[tp.partition];
+    if (!slot) {
+      auto loaded = PartitionJoin::Load(*options_.store, tp.partition, rules_.get(), options_.config.ingest(),
+                                        probe_.get(), clock_);
+      if (!loaded.ok()) {
+        LOG_ERROR("ingest_state_load_failed").Kv("partition", tp.partition).Kv("status", loaded.status().ToString());
+        if (error_.ok()) error_ = loaded.status();
+        partitions_.erase(tp.partition);
+        continue;
+      }
+      slot = std::move(loaded).value();
+      LOG_INFO("ingest_partition_loaded").Kv("partition", tp.partition).Kv("open", slot->open_records())
+          .Kv("orphans", slot->orphan_labels()).Kv("impressions_offset", slot->next_offset(true))
+          .Kv("labels_offset", slot->next_offset(false));
+    }
+    const int64_t stored = slot->next_offset(tp.topic == kc.impressions_topic());
+    if (stored >= 0) tp.offset = stored;  // resume exactly where the stored state ends
+  }
+}
+
+void Joiner::OnRevoke(const std::vector<TopicPartitionOffset>& tps) {
+  std::vector<int32_t> parts;
+  for (const auto& tp : tps) {
+    if (std::find(parts.begin(), parts.end(), tp.partition) == parts.end()) parts.push_back(tp.partition);
+  }
+  Status s = CheckpointPartitions(&parts, /*drop=*/true);
+  if (!s.ok()) {
+    LOG_WARNING("ingest_revoke_checkpoint_failed").Kv("status", s.ToString())
+        .Kv("effect", "the next owner replays from the previous checkpoint");
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int32_t p : parts) {
+      partitions_.erase(p);
+      paused_.erase(p);
+    }
+  }
+}
+
+Status Joiner::Run(StopFlag* stop) {
+  if (!started_) RETURN_IF_ERROR(Start());
+  Status result;
+  while (!stop->requested()) {
+    result = RunOnce(100);
+    if (!result.ok()) break;
+  }
+  Status stopped = Stop();
+  return result.ok() ? stopped : result;
+}
+
+Status Joiner::Stop() {
+  if (stopped_ || !started_) return Status::Ok();
+  stopped_ = true;
+  Status s = Checkpoint();
+  Status closed = consumer_->Close();  // revokes: checkpoints and drops every partition
+  LOG_INFO("joiner_stopped").Kv("events", events_.load()).Kv("samples", samples_.load())
+      .Kv("deadletters", deadletters_.load()).Kv("checkpoints", checkpoints_.load());
+  return s.ok() ? closed : s;
+}
+
+void Joiner::UpdateGauges() {
+  MetricsRegistry* r = options_.metrics;
+  const int64_t now = clock_->NowMs();
+  for (const auto& [p, join] : partitions_) {
+    const Labels l = {{"partition", std::to_string(p)}};
+    r->GetGauge("freshet_ingest_open_impressions", "Impressions whose window is open", l)->Set(join->open_records());
+    r->GetGauge("freshet_ingest_closed_impressions", "Closed impressions remembered for late labels", l)
+        ->Set(join->closed_records());
+    r->GetGauge("freshet_ingest_orphan_labels", "Labels waiting for their impression", l)->Set(join->orphan_labels());
+    if (join->watermark() != PartitionJoin::kNoTime) {
+      r->GetGauge("freshet_ingest_watermark_lag_seconds", "Wall clock minus the partition's event-time watermark", l)
+          ->Set((now - join->watermark()) / 1000.0);
+    }
+  }
+}
+
+Status Joiner::Ready() const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_.ok()) return error_;
+  }
+  RETURN_IF_ERROR(options_.store->health());
+  return producer_->CheckReachable(1000);
+}
+
+Joiner::Stats Joiner::stats() const {
+  return {events_.load(), samples_.load(), deadletters_.load(), checkpoints_.load()};
+}
+
+std::string Joiner::StatusJson() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  JsonWriter w;
+  w.BeginObject().Key("component").String("ingest")
+      .Key("policy").String(PolicyLabel(options_.config.ingest().policy()))
+      .Key("group").String(options_.config.ingest().consumer_group())
+      .Key("store").String(options_.store->path())
+      .Key("events").Int(static_cast<int64_t>(events_.load()))
+      .Key("samples").Int(static_cast<int64_t>(samples_.load()))
+      .Key("deadletters").Int(static_cast<int64_t>(deadletters_.load()))
+      .Key("checkpoints").Int(static_cast<int64_t>(checkpoints_.load()))
+      .Key("last_checkpoint_ms").Int(last_checkpoint_ms_)
+      .Key("error").String(error_.ok() ? "" : error_.ToString())
+      .Key("partitions").BeginArray();
+  for (const auto& [p, join] : partitions_) {
+    auto paused = paused_.find(p);
+    w.BeginObject().Key("partition").Int(p)
+        .Key("watermark_ms").Int(join->watermark() == PartitionJoin::kNoTime ? -1 : join->watermark())
+        .Key("max_event_time_ms").Int(join->max_event_time() == PartitionJoin::kNoTime ? -1 : join->max_event_time())
+        .Key("open_impressions").Int(static_cast<int64_t>(join->open_records()))
+        .Key("closed_impressions").Int(static_cast<int64_t>(join->closed_records()))
+        .Key("orphan_labels").Int(static_cast<int64_t>(join->orphan_labels()))
+        .Key("impressions_offset").Int(join->next_offset(true))
+        .Key("labels_offset").Int(join->next_offset(false))
+        .Key("paused_impressions").Bool(paused != paused_.end() && paused->second.first)
+        .Key("paused_labels").Bool(paused != paused_.end() && paused->second.second)
+        .EndObject();
+  }
+  w.EndArray().EndObject();
+  return w.str();
+}
+
+}  // namespace freshet::ingest

@@ -1,0 +1,129 @@
+// Joiner: the ingest component. Consumes `impressions` and `labels` in one consumer
+// group, validates each message (bad ones go to `deadletter` with a reason), joins
+// them per partition with PartitionJoin, produces the resulting Samples to `samples`
+// (idempotent producer, keyed by user_id) and checkpoints join state together with
+// the consumed input offsets in one RocksDB WriteBatch. Used by `freshet ingest` and
+// `freshet run`.
+//
+// Nothing joined is lost (DESIGN.md §4): a checkpoint first flushes the producer, so
+// every sample the state no longer holds is in Kafka before the state that forgot it
+// is written. After a crash the joiner reloads each assigned partition's state and
+// seeks to the offsets stored with it; events after those offsets are read again and
+// re-emit the same sample_ids (exact replays, which the learner dedupes).
+//
+// Rebalance: on assignment a partition's state is loaded and the consumer seeks to
+// its stored offsets; on revocation the partition is checkpointed and dropped, so
+// another instance can take it over.
+//
+// Thread-safety: Start/RunOnce/Run/Stop/Checkpoint from one thread (the consumer's).
+// StatusJson, Ready and stats may be called from any thread (the admin server's).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "common/signals.h"
+#include "common/status.h"
+#include "schemas/config.pb.h"
+
+namespace freshet::store {
+class KvStore;
+}
+
+namespace freshet::ingest {
+
+class KafkaProducer;
+class KafkaConsumer;
+class PartitionJoin;
+class IngestProbe;
+class TaskRules;
+struct KafkaMessage;
+struct TopicPartitionOffset;
+
+class Joiner {
+ public:
+  struct Options {
+    FreshetConfig config;             // effective and validated
+    std::string bootstrap_servers;    // "" = config.kafka().bootstrap_servers()
+    store::KvStore* store = nullptr;  // opened with StoreFamilies(); outlives the Joiner
+    MetricsRegistry* metrics = nullptr;  // outlives the Joiner
+    Clock* clock = nullptr;           // nullptr = Clock::Real()
+    std::string client_id = "freshet-ingest";
+    int max_batch = 5000;             // messages handled per RunOnce
+  };
+  struct Stats {
+    uint64_t events = 0;
+    uint64_t samples = 0;
+    uint64_t deadletters = 0;
+    uint64_t checkpoints = 0;
+  };
+
+  // The column families the store must be opened with.
+  static std::vector<std::string> StoreFamilies();
+
+  // Creates the producer and consumer (no network yet). INVALID_ARGUMENT for a bad
+  // task list or missing store/metrics.
+  static StatusOr<std::unique_ptr<Joiner>> Create(Options options);
+  ~Joiner();
+  Joiner(const Joiner&) = delete;
+  Joiner& operator=(const Joiner&) = delete;
+
+  // Subscribes to the input topics.
+  Status Start();
+  // Reads up to max_batch messages (waiting up to poll_ms for the first), joins,
+  // produces, applies backpressure and checkpoints when the interval has passed.
+  // A non-OK result is sticky: the process should exit and restart, replaying from
+  // the last checkpoint.
+  Status RunOnce(int poll_ms = 100);
+  // RunOnce until `stop`, then Stop(). Returns the first error.
+  Status Run(StopFlag* stop);
+  // Stops intake: flushes, checkpoints, leaves the group. Idempotent.
+  Status Stop();
+  // Flush the producer, then write every changed record and each partition's offsets
+  // in one WriteBatch.
+  Status Checkpoint();
+
+  // OK while Kafka answers, the store is healthy and no sticky error occurred.
+  Status Ready() const;
+  // JSON object for /status: per-partition watermark, state sizes, offsets, pauses.
+  std::string StatusJson() const;
+  Stats stats() const;
+
+ private:
+  explicit Joiner(Options options);
+  void Process(const KafkaMessage& m);
+  void DeadLetter(const KafkaMessage& m, const std::string& reason, const std::string& detail);
+  PartitionJoin* StateFor(int32_t partition);  // REQUIRES: mu_ held
+  Status ProducePending();
+  void ApplyBackpressure();
+  Status CheckpointPartitions(const std::vector<int32_t>* only, bool drop);
+  void OnAssign(std::vector<TopicPartitionOffset>* tps);
+  void OnRevoke(const std::vector<TopicPartitionOffset>& tps);
+  void UpdateGauges();  // REQUIRES: mu_ held
+
+  Options options_;
+  Clock* clock_;
+  std::unique_ptr<TaskRules> rules_;
+  std::unique_ptr<IngestProbe> probe_;
+  std::unique_ptr<KafkaProducer> producer_;
+  std::unique_ptr<KafkaConsumer> consumer_;
+
+  mutable std::mutex mu_;
+  std::map<int32_t, std::unique_ptr<PartitionJoin>> partitions_;  // guarded by mu_
+  std::map<int32_t, std::pair<bool, bool>> paused_;  // (impressions, labels); guarded by mu_
+  std::vector<std::pair<std::string, std::string>> pending_;  // (key, sample bytes) to produce
+  Status error_;                                              // sticky; guarded by mu_
+  int64_t next_checkpoint_ms_ = 0;
+  int64_t last_checkpoint_ms_ = 0;  // guarded by mu_
+  bool started_ = false;
+  bool stopped_ = false;
+  std::atomic<uint64_t> events_{0}, samples_{0}, deadletters_{0}, checkpoints_{0};
+};
+
+}  // namespace freshet::ingest

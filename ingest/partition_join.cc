@@ -1,0 +1,485 @@
+// PartitionJoin: per-partition join state and the three label policies; see
+// partition_join.h for the semantics.
+#include "ingest/partition_join.h"
+
+#include <algorithm>
+
+#include "store/kv_store.h"
+
+namespace freshet::ingest {
+namespace {
+
+std::string PartitionPrefix(int32_t partition) {
+  const uint32_t p = static_cast<uint32_t>(partition);
+  return std::string{static_cast<char>(p >> 24), static_cast<char>(p >> 16), static_cast<char>(p >> 8),
+                     static_cast<char>(p)};
+}
+
+constexpr char kRecordType = 'r';
+constexpr char kOrphanType = 'o';
+constexpr int kKinds = LabelKind_MAX + 1;
+
+bool SameLabel(const Label& a, const Label& b) {
+  return a.kind() == b.kind() && a.event_time_ms() == b.event_time_ms() && a.value() == b.value();
+}
+
+}  // namespace
+
+std::string JoinRecordKey(int32_t partition, std::string_view rid) {
+  return PartitionPrefix(partition) + kRecordType + std::string(rid);
+}
+std::string OrphanKey(int32_t partition, std::string_view rid) {
+  return PartitionPrefix(partition) + kOrphanType + std::string(rid);
+}
+std::string PartitionMetaKey(int32_t partition) { return PartitionPrefix(partition); }
+
+PartitionJoin::PartitionJoin(int32_t partition, const TaskRules* rules, const IngestConfig& config,
+                             IngestProbe* probe, Clock* clock)
+    : partition_(partition), rules_(rules), config_(config), policy_(config.policy()), probe_(probe), clock_(clock) {
+  last_seen_ms_[0] = last_seen_ms_[1] = clock_->NowMs();
+}
+
+int64_t PartitionJoin::watermark() const { return watermark_; }
+
+void PartitionJoin::ObserveTime(int64_t t, bool impression) {
+  int64_t& m = max_time_[impression ? 0 : 1];
+  if (m == kNoTime || t > m) m = t;
+  last_seen_ms_[impression ? 0 : 1] = clock_->NowMs();
+  meta_dirty_ = true;
+}
+
+void PartitionJoin::UpdateWatermark() {
+  // The slower of the inputs that are not idle; an input not seen yet holds the
+  // watermark until it has been idle for idle_input_ms (since this object started).
+  const int64_t now = clock_->NowMs();
+  int64_t m = kNoTime;
+  bool hold = false, any_active = false;
+  for (int i = 0; i < 2; ++i) {
+    if (now - last_seen_ms_[i] > config_.idle_input_ms()) continue;
+    any_active = true;
+    if (max_time_[i] == kNoTime) {
+      hold = true;
+    } else if (m == kNoTime || max_time_[i] < m) {
+      m = max_time_[i];
+    }
+  }
+  if (hold) return;
+  if (!any_active) {  // everything idle: the slower known input
+    for (int i = 0; i < 2; ++i) {
+      if (max_time_[i] != kNoTime && (m == kNoTime || max_time_[i] < m)) m = max_time_[i];
+    }
+  }
+  if (m == kNoTime) return;
+  const int64_t wm = m - config_.allowed_lateness_ms();
+  if (watermark_ == kNoTime || wm > watermark_) {
+    watermark_ = wm;
+    meta_dirty_ = true;
+  }
+}
+
+void PartitionJoin::SetConsumed(bool impressions_topic, int64_t next_offset) {
+  (impressions_topic ? imp_offset_ : label_offset_) = next_offset;
+  meta_dirty_ = true;
+}
+
+void PartitionJoin::AddImpression(const Impression& imp, std::vector<Sample>* out) {
+  ObserveTime(imp.event_time_ms(), true);
+  const std::string& rid = imp.request_id();
+  auto [it, inserted] = records_.try_emplace(rid);
+  if (!inserted) {
+    probe_->DuplicateImpression();
+    Advance(out);
+    return;
+  }
+  JoinRecord& rec = it->second;
+  *rec.mutable_impression() = imp;
+  close_queue_.emplace(imp.event_time_ms() + rules_->max_window_ms(), rid);
+  dirty_records_.insert(rid);
+  if (policy_ == POLICY_IMMEDIATE) EmitMain(rid, &rec, out);
+  auto orphan = orphans_.find(rid);
+  if (orphan != orphans_.end()) {
+    OrphanLabels labels = std::move(orphan->second);
+    orphans_.erase(orphan);
+    orphan_queue_.erase({labels.labels(0).event_time_ms() + config_.orphan_ttl_ms(), rid});
+    orphan_count_ -= labels.labels_size();
+    dirty_orphans_.insert(rid);
+    for (const Label& l : labels.labels()) ApplyLabel(rid, &rec, l, out);
+  }
+  Advance(out);
+}
+
+void PartitionJoin::AddLabel(const Label& label, std::vector<Sample>* out) {
+  ObserveTime(label.event_time_ms(), false);
+  const std::string& rid = label.request_id();
+  if (rules_->TasksForKind(label.kind()).empty()) {
+    probe_->UnusedLabel(label.kind());
+  } else if (auto it = records_.find(rid); it != records_.end()) {
+    ApplyLabel(rid, &it->second, label, out);
+  } else {
+    OrphanLabels& o = orphans_[rid];
+    bool dup = false;
+    for (const Label& l : o.labels()) dup = dup || SameLabel(l, label);
+    if (dup) {
+      probe_->DuplicateLabel();
+    } else {
+      if (o.labels_size() == 0) orphan_queue_.emplace(label.event_time_ms() + config_.orphan_ttl_ms(), rid);
+      *o.add_labels() = label;
+      ++orphan_count_;
+      dirty_orphans_.insert(rid);
+    }
+  }
+  Advance(out);
+}
+
+void PartitionJoin::ApplyLabel(const std::string& rid, JoinRecord* rec, const Label& label,
+                               std::vector<Sample>* out) {
+  const int64_t imp_time = rec->impression().event_time_ms();
+  const bool arrived_in_time = policy_ == POLICY_IMMEDIATE ? !rec->closed() : !rec->window_sample_emitted();
+  bool changed = false, late = false, all_dup = true;
+  for (int t : rules_->TasksForKind(label.kind())) {
+    const bool timely = arrived_in_time && label.event_time_ms() <= imp_time + rules_->task(t).window_ms;
+    if (!timely) late = true;
+    if (!timely && policy_ != POLICY_WAIT_CORRECT) {
+      all_dup = false;
+      continue;  // only wait_correct keeps late labels (for corrections)
+    }
+    TaskLabel* slot = nullptr;
+    for (TaskLabel& e : *rec->mutable_labels()) {
+      if (e.task() == t && e.kind() == label.kind() && e.timely() == timely) slot = &e;
+    }
+    if (slot && slot->event_time_ms() == label.event_time_ms() && slot->value() == label.value()) continue;
+    all_dup = false;
+    if (slot && std::make_pair(slot->event_time_ms(), slot->value()) > std::make_pair(label.event_time_ms(), label.value())) {
+      continue;  // an older label than the one kept: the newest wins
+    }
+    if (!slot) {
+      slot = rec->add_labels();
+      slot->set_task(t);
+      slot->set_kind(label.kind());
+      slot->set_timely(timely);
+    }
+    slot->set_event_time_ms(label.event_time_ms());
+    slot->set_value(label.value());
+    changed = true;
+  }
+  if (all_dup) {
+    probe_->DuplicateLabel();
+    return;
+  }
+  if (late) {
+    probe_->LateLabel(label.kind());
+  } else {
+    probe_->LabelJoined(label.kind(), (label.event_time_ms() - imp_time) / 1000.0);
+  }
+  if (!changed) return;
+  dirty_records_.insert(rid);
+  if (policy_ == POLICY_IMMEDIATE && !rec->closed()) EmitDuplicates(rid, rec, /*include_late=*/false, out);
+  if (policy_ == POLICY_WAIT_CORRECT && rec->window_sample_emitted()) {
+    EmitDuplicates(rid, rec, /*include_late=*/true, out);
+  }
+}
+
+PartitionJoin::TaskValues PartitionJoin::Evaluate(const JoinRecord& rec, bool include_late) const {
+  const int n = rules_->size();
+  std::vector<const TaskLabel*> best(static_cast<size_t>(n) * kKinds, nullptr);
+  for (const TaskLabel& e : rec.labels()) {
+    if (!e.timely() && !include_late) continue;
+    if (e.task() < 0 || e.task() >= n || e.kind() < 0 || e.kind() >= kKinds) continue;
+    const TaskLabel*& b = best[static_cast<size_t>(e.task()) * kKinds + e.kind()];
+    if (!b || std::make_pair(e.event_time_ms(), e.value()) > std::make_pair(b->event_time_ms(), b->value())) b = &e;
+  }
+  TaskValues v;
+  v.value.assign(n, 0.0f);
+  for (int t = 0; t < n; ++t) {
+    const TaskRule& rule = rules_->task(t);
+    for (LabelKind k : rule.kinds) {
+      const TaskLabel* b = best[static_cast<size_t>(t) * kKinds + k];
+      if (!b) continue;
+      if (rule.regression) {
+        if (!(v.observed >> t & 1)) v.value[t] = b->value() * rule.scale;
+        v.observed |= uint64_t{1} << t;
+      } else if (b->value() >= rule.threshold) {
+        v.positive |= uint64_t{1} << t;
+        v.value[t] = 1.0f;
+      }
+    }
+    if (!rule.regression) v.observed |= uint64_t{1} << t;
+  }
+  return v;
+}
+
+bool PartitionJoin::InSpace(int t, const TaskValues& v) const {
+  const int req = rules_->task(t).requires_positive;
+  return req < 0 || (v.positive >> req & 1);
+}
+
+Sample PartitionJoin::BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin) const {
+  const Impression& imp = rec.impression();
+  Sample s;
+  s.set_sample_id(sample_id);
+  s.set_request_id(imp.request_id());
+  s.set_user_id(imp.user_id());
+  s.set_item_id(imp.item_id());
+  s.set_event_time_ms(imp.event_time_ms());
+  s.set_emit_time_ms(clock_->NowMs());
+  *s.mutable_sparse() = imp.sparse();
+  *s.mutable_dense() = imp.dense();
+  const int n = rules_->size();
+  s.mutable_label()->Resize(n, 0.0f);
+  s.mutable_mask()->Resize(n, false);
+  s.mutable_weight()->Resize(n, 1.0f);
+  s.set_origin(origin);
+  s.set_task_layout(rules_->layout());
+  return s;
+}
+
+void PartitionJoin::Emit(Sample sample, std::vector<Sample>* out) {
+  probe_->Sample(sample.origin(), (sample.emit_time_ms() - sample.event_time_ms()) / 1000.0);
+  out->push_back(std::move(sample));
+}
+
+void PartitionJoin::EmitMain(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out) {
+  const int n = rules_->size();
+  if (policy_ == POLICY_IMMEDIATE) {
+    Sample s = BaseSample(*rec, rid, ORIGIN_IMMEDIATE_NEGATIVE);
+    for (int t = 0; t < n; ++t) {
+      s.set_mask(t, !rules_->task(t).regression && rules_->task(t).requires_positive < 0);
+    }
+    Emit(std::move(s), out);
+  } else {
+    const TaskValues v = Evaluate(*rec, /*include_late=*/false);
+    Sample s = BaseSample(*rec, rid, ORIGIN_WINDOW_CLOSED);
+    uint64_t positive = 0;
+    for (int t = 0; t < n; ++t) {
+      const bool mask = (v.observed >> t & 1) && InSpace(t, v);
+      s.set_mask(t, mask);
+      s.set_label(t, mask ? v.value[t] : 0.0f);
+      const bool has = rules_->task(t).regression ? true : (v.positive >> t & 1);
+      if (mask && has) positive |= uint64_t{1} << t;
+    }
+    rec->set_window_positive(positive);
+    Emit(std::move(s), out);
+  }
+  rec->set_window_sample_emitted(true);
+  dirty_records_.insert(rid);
+}
+
+void PartitionJoin::EmitDuplicates(const std::string& rid, JoinRecord* rec, bool include_late,
+                                   std::vector<Sample>* out) {
+  const TaskValues v = Evaluate(*rec, include_late);
+  const bool immediate = policy_ == POLICY_IMMEDIATE;
+  for (int t = 0; t < rules_->size(); ++t) {
+    const uint64_t bit = uint64_t{1} << t;
+    const TaskRule& rule = rules_->task(t);
+    if ((rec->positive_emitted() | rec->window_positive()) & bit) continue;
+    if (rule.regression && !immediate) continue;  // corrections undo fake negatives only
+    const bool has = rule.regression ? (v.observed & bit) : (v.positive & bit);
+    if (!has || !InSpace(t, v)) continue;
+    Sample s = BaseSample(*rec, rid + (immediate ? "#p:" : "#c:") + rule.name,
+                          immediate ? ORIGIN_IMMEDIATE_POSITIVE : ORIGIN_LATE_CORRECTION);
+    s.set_label(t, v.value[t]);
+    s.set_mask(t, true);
+    for (int d : rules_->Dependents(t)) s.set_mask(d, true);  // enter their space as fake negatives
+    s.set_correction(!immediate);
+    rec->set_positive_emitted(rec->positive_emitted() | bit);
+    dirty_records_.insert(rid);
+    Emit(std::move(s), out);
+  }
+}
+
+void PartitionJoin::CloseWindow(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out) {
+  if (policy_ != POLICY_IMMEDIATE) EmitMain(rid, rec, out);
+  if (policy_ == POLICY_WAIT_CORRECT) EmitDuplicates(rid, rec, /*include_late=*/true, out);
+  rec->set_closed(true);
+  dirty_records_.insert(rid);
+  if (policy_ != POLICY_WAIT_CORRECT) {  // features are needed later only for corrections
+    rec->mutable_impression()->clear_sparse();
+    rec->mutable_impression()->clear_dense();
+  }
+  if (config_.correction_horizon_ms() <= 0) {
+    ForgetRecord(rid, *rec);
+    return;
+  }
+  drop_queue_.emplace(rec->impression().event_time_ms() + rules_->max_window_ms() + config_.correction_horizon_ms(),
+                      rid);
+}
+
+void PartitionJoin::ForgetRecord(const std::string& rid, const JoinRecord& rec) {
+  (void)rec;
+  dirty_records_.insert(rid);
+  records_.erase(rid);
+}
+
+void PartitionJoin::Advance(std::vector<Sample>* out) {
+  UpdateWatermark();
+  const int64_t wm = watermark();
+  if (wm == kNoTime) return;
+  while (!close_queue_.empty() && close_queue_.begin()->first <= wm) {
+    const std::string rid = close_queue_.begin()->second;
+    close_queue_.erase(close_queue_.begin());
+    auto it = records_.find(rid);
+    if (it != records_.end()) CloseWindow(rid, &it->second, out);
+  }
+  while (!drop_queue_.empty() && drop_queue_.begin()->first <= wm) {
+    const std::string rid = drop_queue_.begin()->second;
+    drop_queue_.erase(drop_queue_.begin());
+    auto it = records_.find(rid);
+    if (it != records_.end()) ForgetRecord(rid, it->second);
+  }
+  while (!orphan_queue_.empty() && orphan_queue_.begin()->first <= wm) {
+    const std::string rid = orphan_queue_.begin()->second;
+    orphan_queue_.erase(orphan_queue_.begin());
+    auto it = orphans_.find(rid);
+    if (it == orphans_.end()) continue;
+    for (const Label& l : it->second.labels()) probe_->OrphanExpired(l.kind());
+    orphan_count_ -= it->second.labels_size();
+    orphans_.erase(it);
+    dirty_orphans_.insert(rid);
+  }
+}
+
+void PartitionJoin::ForceCloseOldest(int n, std::vector<Sample>* out) {
+  for (int i = 0; i < n; ++i) {
+    if (OverRecordBound() && !drop_queue_.empty()) {
+      const std::string rid = drop_queue_.begin()->second;
+      drop_queue_.erase(drop_queue_.begin());
+      auto it = records_.find(rid);
+      if (it != records_.end()) ForgetRecord(rid, it->second);
+      probe_->RetentionEviction();
+    } else if (OverRecordBound() && !close_queue_.empty()) {
+      const std::string rid = close_queue_.begin()->second;
+      close_queue_.erase(close_queue_.begin());
+      auto it = records_.find(rid);
+      if (it != records_.end()) CloseWindow(rid, &it->second, out);
+      probe_->ForcedClose();
+    } else if (OverOrphanBound() && !orphan_queue_.empty()) {
+      const std::string rid = orphan_queue_.begin()->second;
+      orphan_queue_.erase(orphan_queue_.begin());
+      auto it = orphans_.find(rid);
+      if (it == orphans_.end()) continue;
+      for (const Label& l : it->second.labels()) probe_->OrphanExpired(l.kind());
+      orphan_count_ -= it->second.labels_size();
+      orphans_.erase(it);
+      dirty_orphans_.insert(rid);
+    } else {
+      return;
+    }
+  }
+}
+
+bool PartitionJoin::OverRecordBound() const {
+  return static_cast<int64_t>(records_.size()) >= config_.max_open_impressions_per_partition();
+}
+bool PartitionJoin::OverOrphanBound() const {
+  return static_cast<int64_t>(orphan_count_) >= config_.max_orphans_per_partition();
+}
+bool PartitionJoin::BelowResumeRecords() const {
+  return static_cast<double>(records_.size()) < 0.9 * static_cast<double>(config_.max_open_impressions_per_partition());
+}
+bool PartitionJoin::BelowResumeOrphans() const {
+  return static_cast<double>(orphan_count_) < 0.9 * static_cast<double>(config_.max_orphans_per_partition());
+}
+
+size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const std::string& labels_topic,
+                                     store::WriteBatch* batch) {
+  size_t n = dirty_records_.size() + dirty_orphans_.size();
+  std::string buf;
+  for (const std::string& rid : dirty_records_) {
+    auto it = records_.find(rid);
+    if (it == records_.end()) {
+      batch->Delete(kRecordFamily, JoinRecordKey(partition_, rid));
+    } else {
+      it->second.SerializeToString(&buf);
+      batch->Put(kRecordFamily, JoinRecordKey(partition_, rid), buf);
+    }
+  }
+  for (const std::string& rid : dirty_orphans_) {
+    auto it = orphans_.find(rid);
+    if (it == orphans_.end()) {
+      batch->Delete(kRecordFamily, OrphanKey(partition_, rid));
+    } else {
+      it->second.SerializeToString(&buf);
+      batch->Put(kRecordFamily, OrphanKey(partition_, rid), buf);
+    }
+  }
+  PartitionMeta meta;
+  meta.set_max_event_time_ms(max_time_[0]);
+  meta.set_max_label_time_ms(max_time_[1]);
+  meta.set_watermark_ms(watermark_);
+  meta.set_impressions_topic(impressions_topic);
+  meta.set_impressions_offset(imp_offset_);
+  meta.set_labels_topic(labels_topic);
+  meta.set_labels_offset(label_offset_);
+  meta.set_task_layout(rules_->layout());
+  meta.set_policy(policy_);
+  meta.SerializeToString(&buf);
+  batch->Put(kMetaFamily, PartitionMetaKey(partition_), buf);
+  dirty_records_.clear();
+  dirty_orphans_.clear();
+  meta_dirty_ = false;
+  return n;
+}
+
+void PartitionJoin::RestoreQueues(const std::string& rid, const JoinRecord& rec) {
+  const int64_t close = rec.impression().event_time_ms() + rules_->max_window_ms();
+  if (rec.closed()) {
+    drop_queue_.emplace(close + config_.correction_horizon_ms(), rid);
+  } else {
+    close_queue_.emplace(close, rid);
+  }
+}
+
+StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStore& store, int32_t partition,
+                                                               const TaskRules* rules, const IngestConfig& config,
+                                                               IngestProbe* probe, Clock* clock) {
+  auto join = std::make_unique<PartitionJoin>(partition, rules, config, probe, clock);
+  ASSIGN_OR_RETURN(std::optional<std::string> meta_bytes, store.Get(kMetaFamily, PartitionMetaKey(partition)));
+  if (meta_bytes) {
+    PartitionMeta meta;
+    if (!meta.ParseFromString(*meta_bytes)) {
+      return DataLossError("join state meta of partition " + std::to_string(partition) + " in " + store.path() +
+                           " is corrupt; remove the directory to rebuild from Kafka");
+    }
+    if (meta.task_layout() != rules->layout() || meta.policy() != config.policy()) {
+      return FailedPreconditionError(
+          "join state of partition " + std::to_string(partition) + " in " + store.path() +
+          " was built for another task list or label policy; restore that config, or remove the directory "
+          "(the joiner then starts from the group's committed offsets with empty state)");
+    }
+    join->max_time_[0] = meta.max_event_time_ms();
+    join->max_time_[1] = meta.max_label_time_ms();
+    join->watermark_ = meta.watermark_ms();
+    join->last_seen_ms_[0] = join->last_seen_ms_[1] = clock->NowMs();
+    join->imp_offset_ = meta.impressions_offset();
+    join->label_offset_ = meta.labels_offset();
+  }
+  Status parse_error;
+  const std::string prefix = PartitionPrefix(partition);
+  RETURN_IF_ERROR(store.ScanPrefix(kRecordFamily, prefix, [&](std::string_view key, std::string_view value) {
+    if (key.size() <= prefix.size()) return true;
+    const std::string rid(key.substr(prefix.size() + 1));
+    if (key[prefix.size()] == kRecordType) {
+      JoinRecord rec;
+      if (!rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+        parse_error = DataLossError("join record " + rid + " in " + store.path() + " is corrupt");
+        return false;
+      }
+      join->RestoreQueues(rid, rec);
+      join->records_.emplace(rid, std::move(rec));
+    } else if (key[prefix.size()] == kOrphanType) {
+      OrphanLabels o;
+      if (!o.ParseFromArray(value.data(), static_cast<int>(value.size())) || o.labels_size() == 0) {
+        parse_error = DataLossError("orphan labels " + rid + " in " + store.path() + " are corrupt");
+        return false;
+      }
+      join->orphan_queue_.emplace(o.labels(0).event_time_ms() + config.orphan_ttl_ms(), rid);
+      join->orphan_count_ += o.labels_size();
+      join->orphans_.emplace(rid, std::move(o));
+    }
+    return true;
+  }));
+  RETURN_IF_ERROR(parse_error);
+  return join;
+}
+
+}  // namespace freshet::ingest

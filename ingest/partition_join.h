@@ -1,0 +1,182 @@
+// PartitionJoin: the join of impressions with their delayed labels for ONE input
+// partition (DESIGN.md §5), with no Kafka in it: the Joiner feeds it validated
+// events and produces the Samples it returns; tests feed it directly.
+//
+// Event time. watermark = (max event time seen on the partition) −
+// ingest.allowed_lateness_ms, where the max is taken per input topic and the SLOWER
+// topic counts (after a restart one topic's backlog may be read far ahead of the
+// other's; following the faster one would close windows before their labels are
+// read). A topic that delivered nothing for ingest.idle_input_ms of wall time stops
+// holding the watermark back. The watermark never moves backwards. An impression's window closes when the watermark
+// passes event_time + the longest task window. A label applies to task t when its
+// event time is within event_time + window_t of the impression.
+//
+// Policies and what is emitted (sample_id is derived from request_id only, so a
+// replay after a crash re-emits the same ids):
+//   wait          at window close: one sample, id = request_id, ORIGIN_WINDOW_CLOSED.
+//                 Labels after that (or outside their task's window) are counted late.
+//   wait_correct  as wait; afterwards, until correction_horizon_ms past the close, a
+//                 task that turns positive emits one correction, id = request_id +
+//                 "#c:" + task, ORIGIN_LATE_CORRECTION, correction = true.
+//   immediate     on arrival: id = request_id, ORIGIN_IMMEDIATE_NEGATIVE, every binary
+//                 task negative (masked when its space is "always"), regression
+//                 unobserved. Each task that turns positive (regression: observed)
+//                 within its window emits one duplicate, id = request_id + "#p:" +
+//                 task, ORIGIN_IMMEDIATE_POSITIVE.
+// A duplicate/correction for task t carries mask 1 and the label for t, plus mask 1
+// and label 0 for binary tasks whose sample space t opens (requires_positive = t):
+// they enter their space as fake negatives, undone by their own duplicate if they
+// turn positive. The content of every sample_id is therefore independent of the
+// order in which labels of different kinds arrive.
+//
+// Fake-negative weighting (Ktena et al., Twitter, RecSys 2019): under `immediate`
+// each positive is seen twice, once as a negative and once as a positive, so the
+// training data follow b(y=1|x) = p(x) / (1 + p(x)) rather than p(x). Importance
+// weighting with the model's own (stop-gradient) prediction p̂ makes the expected
+// loss the unbiased one: positives (ORIGIN_IMMEDIATE_POSITIVE) get w = 1 + p̂ and
+// negatives (ORIGIN_IMMEDIATE_NEGATIVE and the fake negatives above) get
+// w = (1 − p̂)(1 + p̂). Those weights depend on the prediction, so the learner forms
+// them from `origin`; Sample.weight carries the prediction-independent factor, 1.
+//
+// Masks: binary task t is observed at window close (absence of a label = negative);
+// mask[t] = 1 when t's sample space holds (no requires_positive, or that task is
+// positive). Regression tasks are observed only when a label arrived (value × scale).
+// Binary label rule: positive when the newest label of any of its kinds (per kind,
+// by event time) has value >= value_threshold; value 0 retracts.
+//
+// Bounds: records (open + remembered) and orphan labels are bounded per partition;
+// Over*() tell the Joiner to pause the matching input (backpressure), and
+// ForceCloseOldest() is the escalation when both are full. Nothing is dropped
+// silently: every early close or eviction is counted.
+//
+// Thread-safety: none; one thread drives a PartitionJoin.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "ingest/ingest_probe.h"
+#include "ingest/join_state.pb.h"
+#include "ingest/task_rules.h"
+#include "schemas/config.pb.h"
+#include "schemas/events.pb.h"
+#include "schemas/sample.pb.h"
+
+namespace freshet::store {
+class KvStore;
+class WriteBatch;
+}  // namespace freshet::store
+
+namespace freshet::ingest {
+
+class PartitionJoin {
+ public:
+  static constexpr int64_t kNoTime = INT64_MIN;
+  // Column families the join state uses in the store.
+  static constexpr const char* kRecordFamily = "join";
+  static constexpr const char* kMetaFamily = "offsets";
+
+  // REQUIRES: rules, probe and clock outlive this object.
+  PartitionJoin(int32_t partition, const TaskRules* rules, const IngestConfig& config, IngestProbe* probe,
+                Clock* clock);
+
+  // Restores partition `partition` from `store` (empty state if nothing is stored).
+  // FAILED_PRECONDITION when the stored state was built for another task layout or
+  // policy (say how to recover).
+  static StatusOr<std::unique_ptr<PartitionJoin>> Load(const store::KvStore& store, int32_t partition,
+                                                        const TaskRules* rules, const IngestConfig& config,
+                                                        IngestProbe* probe, Clock* clock);
+
+  // REQUIRES: the event passed validation (ids set, finite values, known kind).
+  // Appends emitted samples to `out`.
+  void AddImpression(const Impression& impression, std::vector<Sample>* out);
+  void AddLabel(const Label& label, std::vector<Sample>* out);
+
+  // Emits windows the watermark has closed, expires orphans past their TTL and
+  // forgets closed impressions past the correction horizon.
+  void Advance(std::vector<Sample>* out);
+  // Escalation when both bounds are hit: forgets up to `n` remembered (closed)
+  // impressions, else closes the `n` oldest open windows early. Counted.
+  void ForceCloseOldest(int n, std::vector<Sample>* out);
+
+  bool OverRecordBound() const;
+  bool OverOrphanBound() const;
+  bool BelowResumeRecords() const;  // < 90% of the bound: resume a paused input
+  bool BelowResumeOrphans() const;
+
+  // Offsets: the next offset to read on each input topic (-1 = unknown).
+  void SetConsumed(bool impressions_topic, int64_t next_offset);
+  int64_t next_offset(bool impressions_topic) const { return impressions_topic ? imp_offset_ : label_offset_; }
+
+  // Adds every record changed since the last call, plus the partition's meta (offsets,
+  // watermark), to `batch`. Returns the number of changed records.
+  size_t CollectChanges(const std::string& impressions_topic, const std::string& labels_topic,
+                        store::WriteBatch* batch);
+  bool dirty() const { return !dirty_records_.empty() || !dirty_orphans_.empty() || meta_dirty_; }
+
+  int32_t partition() const { return partition_; }
+  int64_t watermark() const;
+  int64_t max_event_time() const { return std::max(max_time_[0], max_time_[1]); }
+  size_t open_records() const { return close_queue_.size(); }
+  size_t closed_records() const { return drop_queue_.size(); }
+  size_t orphan_labels() const { return orphan_count_; }
+
+ private:
+  void ObserveTime(int64_t event_time_ms, bool impression);
+  void UpdateWatermark();
+  // Applies one label to an existing record; emits duplicates/corrections.
+  void ApplyLabel(const std::string& rid, JoinRecord* rec, const Label& label, std::vector<Sample>* out);
+  void CloseWindow(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out);
+  void ForgetRecord(const std::string& rid, const JoinRecord& rec);
+  // Task values as observed now. include_late: also labels outside the task's window.
+  struct TaskValues {
+    std::vector<float> value;
+    uint64_t observed = 0;  // bit t: a label for t exists (regression) / always (binary)
+    uint64_t positive = 0;  // bit t: binary task t positive
+  };
+  TaskValues Evaluate(const JoinRecord& rec, bool include_late) const;
+  bool InSpace(int t, const TaskValues& v) const;
+  Sample BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin) const;
+  void EmitMain(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out);
+  void EmitDuplicates(const std::string& rid, JoinRecord* rec, bool include_late, std::vector<Sample>* out);
+  void Emit(Sample sample, std::vector<Sample>* out);
+  void RestoreQueues(const std::string& rid, const JoinRecord& rec);
+
+  const int32_t partition_;
+  const TaskRules* rules_;
+  const IngestConfig config_;
+  const LabelPolicy policy_;
+  IngestProbe* probe_;
+  Clock* clock_;
+
+  int64_t max_time_[2] = {kNoTime, kNoTime};  // impressions, labels
+  int64_t last_seen_ms_[2] = {0, 0};          // wall time of the last event per topic
+  int64_t watermark_ = kNoTime;
+  int64_t imp_offset_ = -1;
+  int64_t label_offset_ = -1;
+  std::unordered_map<std::string, JoinRecord> records_;
+  std::set<std::pair<int64_t, std::string>> close_queue_;  // open: (event time + max window, rid)
+  std::set<std::pair<int64_t, std::string>> drop_queue_;   // closed: (close time + horizon, rid)
+  std::unordered_map<std::string, OrphanLabels> orphans_;
+  std::set<std::pair<int64_t, std::string>> orphan_queue_;  // (first label time + ttl, rid)
+  size_t orphan_count_ = 0;
+  std::unordered_set<std::string> dirty_records_;
+  std::unordered_set<std::string> dirty_orphans_;
+  bool meta_dirty_ = false;
+};
+
+// Store keys, exposed for tests: 4-byte big-endian partition, a type byte, the id.
+std::string JoinRecordKey(int32_t partition, std::string_view request_id);
+std::string OrphanKey(int32_t partition, std::string_view request_id);
+std::string PartitionMetaKey(int32_t partition);
+
+}  // namespace freshet::ingest

@@ -1,0 +1,34 @@
+// SetUpCommand; see command_util.h.
+#include "ops/command_util.h"
+
+#include <cstdio>
+
+#include "common/logging.h"
+#include "ops/config.h"
+
+namespace freshet::ops {
+
+std::optional<CommandSetup> SetUpCommand(const std::string& name, const std::vector<std::string>& args,
+                                         std::set<std::string> with_value, const std::set<std::string>& switches) {
+  with_value.insert("config");
+  auto fail = [&](const Status& s) {
+    std::fprintf(stderr, "freshet %s: %s\n", name.c_str(), s.message().c_str());
+    return std::nullopt;
+  };
+  auto flags = Flags::Parse(args, with_value, switches);
+  if (!flags.ok()) return fail(flags.status());
+  auto loaded = LoadEffectiveConfig(flags->Get("config"));
+  if (!loaded.ok()) return fail(loaded.status());
+  FreshetConfig config = std::move(loaded).value();
+  if (flags->Has("kafka")) config.mutable_kafka()->set_bootstrap_servers(flags->Get("kafka"));
+  if (flags->Has("data-dir")) config.mutable_store()->set_data_dir(flags->Get("data-dir"));
+  if (Status v = Validate(config); !v.ok()) return fail(v);
+  return CommandSetup{std::move(flags).value(), std::move(config)};
+}
+
+void ApplyLogLevel(const FreshetConfig& config) {
+  LogLevel level;
+  if (ParseLogLevel(config.log_level(), &level)) SetMinLogLevel(level);
+}
+
+}  // namespace freshet::ops

@@ -1,0 +1,489 @@
+// PartitionJoin unit tests with a fake clock and in-memory events: window close,
+// masks and sample spaces, per-task windows, late labels, the three policies,
+// orphans (TTL, bound), duplicates, out-of-order events, state save/restore.
+#include "ingest/partition_join.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "store/kv_store.h"
+
+namespace freshet::ingest {
+namespace {
+
+constexpr int64_t T = 1'700'000'000'000;  // impression time used by most tests
+
+TaskConfig Task(const std::string& name, LabelKind kind, int64_t window, const std::string& requires_positive = "") {
+  TaskConfig t;
+  t.set_name(name);
+  t.add_label_kinds(kind);
+  t.set_window_ms(window);
+  t.set_requires_positive(requires_positive);
+  t.set_value_threshold(0.5f);
+  t.set_value_scale(1.0f);
+  return t;
+}
+
+// Tasks: 0 click (10 s), 1 like (30 s, among clicks), 2 play (regression, ms/1000,
+// 10 s), 3 long_view (play time >= 5000 ms, 10 s). Longest window 30 s.
+FreshetConfig TestConfig(LabelPolicy policy) {
+  FreshetConfig c;
+  *c.add_tasks() = Task("click", LABEL_CLICK, 10000);
+  *c.add_tasks() = Task("like", LABEL_LIKE, 30000, "click");
+  TaskConfig play = Task("play", LABEL_PLAY_TIME, 10000);
+  play.set_type(TASK_REGRESSION);
+  play.set_value_scale(0.001f);
+  *c.add_tasks() = play;
+  TaskConfig lv = Task("long_view", LABEL_PLAY_TIME, 10000);
+  lv.set_value_threshold(5000);
+  *c.add_tasks() = lv;
+  IngestConfig* in = c.mutable_ingest();
+  in->set_policy(policy);
+  in->set_allowed_lateness_ms(1000);
+  in->set_orphan_ttl_ms(60000);
+  in->set_max_orphans_per_partition(1000);
+  in->set_max_open_impressions_per_partition(1000);
+  in->set_correction_horizon_ms(120000);
+  return c;
+}
+
+Impression Imp(const std::string& rid, int64_t t) {
+  Impression i;
+  i.set_request_id(rid);
+  i.set_user_id(7);
+  i.set_item_id(9);
+  i.set_event_time_ms(t);
+  SparseFeature* s = i.add_sparse();
+  s->set_slot(1);
+  s->add_ids(9);
+  DenseFeature* d = i.add_dense();
+  d->set_slot(0);
+  d->add_values(0.5f);
+  return i;
+}
+
+Label Lab(const std::string& rid, LabelKind kind, int64_t t, float value = 1) {
+  Label l;
+  l.set_request_id(rid);
+  l.set_user_id(7);
+  l.set_item_id(9);
+  l.set_kind(kind);
+  l.set_event_time_ms(t);
+  l.set_value(value);
+  return l;
+}
+
+class JoinTest : public ::testing::Test {
+ protected:
+  void Make(LabelPolicy policy, std::function<void(FreshetConfig*)> edit = nullptr) {
+    config_ = TestConfig(policy);
+    if (edit) edit(&config_);
+    auto r = TaskRules::Create(config_);
+    ASSERT_TRUE(r.ok()) << r.status();
+    rules_ = std::make_unique<TaskRules>(std::move(r).value());
+    probe_ = std::make_unique<IngestProbe>(&metrics_, policy);
+    join_ = std::make_unique<PartitionJoin>(0, rules_.get(), config_.ingest(), probe_.get(), &clock_);
+  }
+  // Moves the watermark: a label of a kind no task uses and an impression, both at
+  // `t` (the watermark follows the slower input). Samples of tick impressions are
+  // not kept.
+  void Tick(int64_t t) {
+    std::vector<Sample> all;
+    join_->AddLabel(Lab("tick", LABEL_COLLECT, t), &all);
+    join_->AddImpression(Imp("tick" + std::to_string(t), t), &all);
+    for (Sample& s : all) {
+      if (s.request_id().rfind("tick", 0) != 0) out_.push_back(std::move(s));
+    }
+  }
+  double CounterValue(const std::string& name, const Labels& labels = {}) {
+    return metrics_.GetCounter(name, "", labels)->Value();
+  }
+  const Sample* Find(const std::string& id) const {
+    for (const Sample& s : out_) {
+      if (s.sample_id() == id) return &s;
+    }
+    return nullptr;
+  }
+
+  FakeClock clock_{T + 5000};
+  MetricsRegistry metrics_;
+  FreshetConfig config_;
+  std::unique_ptr<TaskRules> rules_;
+  std::unique_ptr<IngestProbe> probe_;
+  std::unique_ptr<PartitionJoin> join_;
+  std::vector<Sample> out_;
+};
+
+TEST_F(JoinTest, WaitEmitsOnceWhenWatermarkPassesLongestWindow) {
+  Make(POLICY_WAIT);
+  join_->AddImpression(Imp("r1", T), &out_);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 2000), &out_);
+  join_->AddLabel(Lab("r1", LABEL_PLAY_TIME, T + 3000, 8000), &out_);
+  join_->AddLabel(Lab("r1", LABEL_LIKE, T + 5000), &out_);
+  Tick(T + 30999);  // watermark T + 29999: still open
+  EXPECT_TRUE(out_.empty());
+  EXPECT_EQ(join_->open_records(), 2u);  // r1 and the tick impression
+  Tick(T + 31000);  // watermark reaches T + 30000
+  ASSERT_EQ(out_.size(), 1u);
+  const Sample& s = out_[0];
+  EXPECT_EQ(s.sample_id(), "r1");
+  EXPECT_EQ(s.origin(), ORIGIN_WINDOW_CLOSED);
+  EXPECT_FALSE(s.correction());
+  EXPECT_EQ(s.task_layout(), TaskLayoutFingerprint(config_));
+  EXPECT_EQ(s.user_id(), 7u);
+  EXPECT_EQ(s.sparse_size(), 1);
+  EXPECT_EQ(s.dense_size(), 1);
+  EXPECT_EQ(s.emit_time_ms(), clock_.NowMs());
+  ASSERT_EQ(s.label_size(), 4);
+  EXPECT_EQ(std::vector<float>(s.label().begin(), s.label().end()), (std::vector<float>{1, 1, 8, 1}));
+  EXPECT_EQ(std::vector<bool>(s.mask().begin(), s.mask().end()), (std::vector<bool>{true, true, true, true}));
+  EXPECT_EQ(std::vector<float>(s.weight().begin(), s.weight().end()), (std::vector<float>{1, 1, 1, 1}));
+  EXPECT_EQ(CounterValue("freshet_ingest_samples_total", {{"policy", "wait"}}), 1);
+  EXPECT_EQ(CounterValue("freshet_ingest_joined_labels_total", {{"kind", "click"}}), 1);
+  Tick(T + 60000);
+  EXPECT_EQ(out_.size(), 1u);  // emitted exactly once
+}
+
+TEST_F(JoinTest, NegativeImpressionMasksFollowSampleSpaces) {
+  Make(POLICY_WAIT);
+  join_->AddImpression(Imp("r1", T), &out_);
+  join_->AddLabel(Lab("r1", LABEL_PLAY_TIME, T + 1000, 1200), &out_);  // a quick swipe
+  Tick(T + 40000);
+  ASSERT_EQ(out_.size(), 1u);
+  const Sample& s = out_[0];
+  // click observed negative; like outside its space (no click); play observed 1.2;
+  // long_view observed negative (1200 < 5000).
+  EXPECT_EQ(std::vector<bool>(s.mask().begin(), s.mask().end()), (std::vector<bool>{true, false, true, true}));
+  EXPECT_FLOAT_EQ(s.label(2), 1.2f);
+  EXPECT_EQ(s.label(0), 0);
+  EXPECT_EQ(s.label(3), 0);
+
+  out_.clear();
+  join_->AddImpression(Imp("r2", T + 40000), &out_);  // no labels at all
+  Tick(T + 80000);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(std::vector<bool>(out_[0].mask().begin(), out_[0].mask().end()),
+            (std::vector<bool>{true, false, false, true}));  // regression unobserved
+}
+
+TEST_F(JoinTest, LabelOutsideItsTaskWindowIsLateNotPositive) {
+  Make(POLICY_WAIT);
+  join_->AddImpression(Imp("r1", T), &out_);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 12000), &out_);  // click window is 10 s
+  join_->AddLabel(Lab("r1", LABEL_LIKE, T + 20000), &out_);   // like window 30 s, but no click
+  Tick(T + 31000);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].label(0), 0);
+  EXPECT_FALSE(out_[0].mask(1));
+  EXPECT_EQ(CounterValue("freshet_ingest_late_labels_total", {{"kind", "click"}}), 1);
+  // After the sample is out, a label is late under `wait` and changes nothing.
+  join_->AddLabel(Lab("r1", LABEL_PLAY_TIME, T + 5000, 9000), &out_);
+  EXPECT_EQ(out_.size(), 1u);
+  EXPECT_EQ(CounterValue("freshet_ingest_late_labels_total", {{"kind", "play_time"}}), 1);
+}
+
+TEST_F(JoinTest, WaitCorrectEmitsOneCorrectionPerLatePositiveTask) {
+  Make(POLICY_WAIT_CORRECT);
+  join_->AddImpression(Imp("r1", T), &out_);
+  Tick(T + 31000);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].label(0), 0);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 32000), &out_);  // late positive
+  ASSERT_EQ(out_.size(), 2u);
+  const Sample& c = out_[1];
+  EXPECT_EQ(c.sample_id(), "r1#c:click");
+  EXPECT_TRUE(c.correction());
+  EXPECT_EQ(c.origin(), ORIGIN_LATE_CORRECTION);
+  EXPECT_EQ(c.sparse_size(), 1);  // features kept for corrections
+  EXPECT_EQ(std::vector<bool>(c.mask().begin(), c.mask().end()), (std::vector<bool>{true, true, false, false}));
+  EXPECT_EQ(c.label(0), 1);
+  EXPECT_EQ(c.label(1), 0);  // like enters its space as a fake negative
+  EXPECT_EQ(CounterValue("freshet_ingest_late_labels_total", {{"kind", "click"}}), 1);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 32000), &out_);  // duplicate
+  EXPECT_EQ(out_.size(), 2u);
+  EXPECT_EQ(CounterValue("freshet_ingest_duplicate_labels_total"), 1);
+  join_->AddLabel(Lab("r1", LABEL_LIKE, T + 33000), &out_);
+  ASSERT_EQ(out_.size(), 3u);
+  EXPECT_EQ(out_[2].sample_id(), "r1#c:like");
+  EXPECT_EQ(std::vector<bool>(out_[2].mask().begin(), out_[2].mask().end()),
+            (std::vector<bool>{false, true, false, false}));
+  // Past the correction horizon the impression is forgotten; the label waits as an
+  // orphan and expires by TTL, counted.
+  Tick(T + 30000 + 120000 + 1000);
+  join_->AddLabel(Lab("r1", LABEL_PLAY_TIME, T + 160000, 3000), &out_);
+  EXPECT_EQ(join_->orphan_labels(), 1u);
+  Tick(T + 160000 + 60000 + 1000);
+  EXPECT_EQ(join_->orphan_labels(), 0u);
+  EXPECT_EQ(CounterValue("freshet_ingest_orphans_expired_total", {{"kind", "play_time"}}), 1);
+  EXPECT_EQ(out_.size(), 3u);
+}
+
+TEST_F(JoinTest, PositiveInsideWindowNeedsNoCorrection) {
+  Make(POLICY_WAIT_CORRECT);
+  join_->AddImpression(Imp("r1", T), &out_);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 1000), &out_);
+  Tick(T + 31000);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 1000), &out_);  // replayed label after close
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].label(0), 1);
+}
+
+// Strips the emit time so two runs can be compared byte for byte.
+std::map<std::string, std::string> Canonical(std::vector<Sample> samples) {
+  std::map<std::string, std::string> out;
+  for (Sample& s : samples) {
+    s.clear_emit_time_ms();
+    out[s.sample_id()] = s.SerializeAsString();
+  }
+  return out;
+}
+
+TEST_F(JoinTest, ImmediateEmitsNegativeThenOneDuplicatePerPositiveTask) {
+  Make(POLICY_IMMEDIATE);
+  join_->AddImpression(Imp("r1", T), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].sample_id(), "r1");
+  EXPECT_EQ(out_[0].origin(), ORIGIN_IMMEDIATE_NEGATIVE);
+  EXPECT_EQ(std::vector<bool>(out_[0].mask().begin(), out_[0].mask().end()),
+            (std::vector<bool>{true, false, false, true}));
+  EXPECT_EQ(std::vector<float>(out_[0].label().begin(), out_[0].label().end()), (std::vector<float>{0, 0, 0, 0}));
+  join_->AddLabel(Lab("r1", LABEL_LIKE, T + 3000), &out_);  // like before click: waits for its space
+  EXPECT_EQ(out_.size(), 1u);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 4000), &out_);
+  ASSERT_EQ(out_.size(), 3u);
+  EXPECT_EQ(out_[1].sample_id(), "r1#p:click");
+  EXPECT_EQ(out_[1].origin(), ORIGIN_IMMEDIATE_POSITIVE);
+  EXPECT_EQ(std::vector<bool>(out_[1].mask().begin(), out_[1].mask().end()),
+            (std::vector<bool>{true, true, false, false}));
+  EXPECT_EQ(out_[1].label(1), 0);  // fake negative for like, undone by r1#p:like
+  EXPECT_EQ(out_[2].sample_id(), "r1#p:like");
+  join_->AddLabel(Lab("r1", LABEL_PLAY_TIME, T + 6000, 7000), &out_);
+  ASSERT_EQ(out_.size(), 5u);  // play observed + long_view positive
+  EXPECT_FLOAT_EQ(Find("r1#p:play")->label(2), 7.0f);
+  EXPECT_TRUE(Find("r1#p:long_view")->mask(3));
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 4000), &out_);  // duplicate: nothing new
+  EXPECT_EQ(out_.size(), 5u);
+  EXPECT_EQ(CounterValue("freshet_ingest_samples_total", {{"policy", "immediate"}}), 5);
+  Tick(T + 31000);
+  EXPECT_EQ(out_.size(), 5u);  // window close emits nothing under immediate
+
+  // Same events, labels in another order (and before the impression): same ids, same bytes.
+  auto first = Canonical(out_);
+  out_.clear();
+  Make(POLICY_IMMEDIATE);
+  join_->AddLabel(Lab("r1", LABEL_PLAY_TIME, T + 6000, 7000), &out_);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 4000), &out_);
+  join_->AddImpression(Imp("r1", T), &out_);
+  join_->AddLabel(Lab("r1", LABEL_LIKE, T + 3000), &out_);
+  EXPECT_EQ(Canonical(out_), first);
+}
+
+TEST_F(JoinTest, ImmediateLabelAfterTaskWindowIsLate) {
+  Make(POLICY_IMMEDIATE);
+  join_->AddImpression(Imp("r1", T), &out_);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 11000), &out_);
+  EXPECT_EQ(out_.size(), 1u);
+  EXPECT_EQ(CounterValue("freshet_ingest_late_labels_total", {{"kind", "click"}}), 1);
+}
+
+TEST_F(JoinTest, OrphanLabelsJoinWhenTheImpressionComes) {
+  Make(POLICY_WAIT);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 1000), &out_);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 1000), &out_);  // duplicate while orphaned
+  EXPECT_EQ(join_->orphan_labels(), 1u);
+  EXPECT_EQ(CounterValue("freshet_ingest_duplicate_labels_total"), 1);
+  join_->AddImpression(Imp("r1", T), &out_);
+  EXPECT_EQ(join_->orphan_labels(), 0u);
+  Tick(T + 31000);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].label(0), 1);
+}
+
+TEST_F(JoinTest, OrphanTtlAndBound) {
+  Make(POLICY_WAIT, [](FreshetConfig* c) { c->mutable_ingest()->set_max_orphans_per_partition(3); });
+  for (int i = 0; i < 3; ++i) join_->AddLabel(Lab("o" + std::to_string(i), LABEL_CLICK, T + i), &out_);
+  EXPECT_TRUE(join_->OverOrphanBound());
+  join_->ForceCloseOldest(1, &out_);  // escalation: the oldest orphan goes, counted
+  EXPECT_EQ(join_->orphan_labels(), 2u);
+  EXPECT_FALSE(join_->OverOrphanBound());
+  EXPECT_EQ(CounterValue("freshet_ingest_orphans_expired_total", {{"kind", "click"}}), 1);
+  Tick(T + 1 + 60000 + 1000);  // watermark passes o1's time + TTL (o2 is 1 ms younger)
+  EXPECT_EQ(join_->orphan_labels(), 1u);
+  Tick(T + 2 + 60000 + 1000);
+  EXPECT_EQ(join_->orphan_labels(), 0u);
+  EXPECT_EQ(CounterValue("freshet_ingest_orphans_expired_total", {{"kind", "click"}}), 3);
+  join_->AddImpression(Imp("o1", T + 62000), &out_);  // too late to find its label
+  Tick(T + 100000);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].label(0), 0);
+}
+
+TEST_F(JoinTest, RecordBoundForcesEarlyCloseCounted) {
+  Make(POLICY_WAIT, [](FreshetConfig* c) { c->mutable_ingest()->set_max_open_impressions_per_partition(2); });
+  join_->AddImpression(Imp("a", T), &out_);
+  join_->AddImpression(Imp("b", T + 10), &out_);
+  EXPECT_TRUE(join_->OverRecordBound());
+  join_->ForceCloseOldest(1, &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].sample_id(), "a");
+  EXPECT_EQ(CounterValue("freshet_ingest_forced_closes_total"), 1);
+  // Remembered closed impressions count toward the bound and are forgotten first.
+  join_->ForceCloseOldest(1, &out_);
+  EXPECT_EQ(CounterValue("freshet_ingest_retention_evictions_total"), 1);
+  EXPECT_EQ(out_.size(), 1u);
+}
+
+TEST_F(JoinTest, DuplicateImpressionIsIgnored) {
+  Make(POLICY_WAIT);
+  join_->AddImpression(Imp("r1", T), &out_);
+  join_->AddImpression(Imp("r1", T), &out_);
+  Tick(T + 31000);
+  EXPECT_EQ(out_.size(), 1u);
+  EXPECT_EQ(CounterValue("freshet_ingest_duplicate_impressions_total"), 1);
+}
+
+TEST_F(JoinTest, WatermarkIsMaxEventTimeMinusLatenessAndToleratesDisorder) {
+  Make(POLICY_WAIT);
+  join_->AddImpression(Imp("late", T + 50000), &out_);
+  EXPECT_EQ(join_->watermark(), PartitionJoin::kNoTime);  // labels not seen yet: hold
+  join_->AddLabel(Lab("x", LABEL_COLLECT, T + 60000), &out_);
+  EXPECT_EQ(join_->watermark(), T + 49000);
+  join_->AddImpression(Imp("early", T + 15000), &out_);  // out of order: its window already closed
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].sample_id(), "early");
+  join_->AddImpression(Imp("older", T), &out_);  // older event times never move the watermark back
+  EXPECT_EQ(join_->watermark(), T + 49000);
+}
+
+TEST_F(JoinTest, WatermarkFollowsTheSlowerInputUntilItIsIdle) {
+  Make(POLICY_WAIT);
+  join_->AddImpression(Imp("r1", T), &out_);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 1000), &out_);
+  // The impressions topic races ahead (a replayed backlog): the labels topic holds
+  // the watermark back, so r1's window stays open for its labels.
+  join_->AddImpression(Imp("far", T + 100000), &out_);
+  EXPECT_EQ(join_->watermark(), T + 1000 - 1000);
+  EXPECT_TRUE(out_.empty());
+  join_->AddLabel(Lab("r1", LABEL_LIKE, T + 2000), &out_);  // still in time
+  // The labels input goes quiet for longer than idle_input_ms: it stops counting.
+  clock_.AdvanceMs(config_.ingest().idle_input_ms() + 1);
+  join_->AddImpression(Imp("far2", T + 100001), &out_);
+  EXPECT_EQ(join_->watermark(), T + 100001 - 1000);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].sample_id(), "r1");
+  EXPECT_EQ(out_[0].label(1), 1);  // the like read while the window was held open
+  // It never moves back when the slow input resumes.
+  join_->AddLabel(Lab("r9", LABEL_CLICK, T + 3000), &out_);
+  EXPECT_EQ(join_->watermark(), T + 100001 - 1000);
+}
+
+TEST_F(JoinTest, WatermarksArePerPartition) {
+  Make(POLICY_WAIT);
+  PartitionJoin other(1, rules_.get(), config_.ingest(), probe_.get(), &clock_);
+  join_->AddImpression(Imp("p0", T), &out_);
+  other.AddImpression(Imp("p1", T), &out_);
+  other.AddLabel(Lab("x", LABEL_COLLECT, T + 100000), &out_);
+  other.AddImpression(Imp("p1b", T + 100000), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].sample_id(), "p1");
+  EXPECT_EQ(join_->open_records(), 1u);
+}
+
+class JoinStoreTest : public JoinTest {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("freshet_join_" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir_);
+    store::KvStore::Options o;
+    o.path = dir_.string();
+    o.families = {PartitionJoin::kRecordFamily, PartitionJoin::kMetaFamily};
+    store_ = std::move(store::KvStore::Open(o)).value();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Save() {
+    store::WriteBatch b;
+    join_->CollectChanges("imp", "lab", &b);
+    ASSERT_TRUE(store_->Write(b).ok());
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<store::KvStore> store_;
+};
+
+TEST_F(JoinStoreTest, RestoredStateContinuesExactlyLikeAnUninterruptedRun) {
+  for (LabelPolicy policy : {POLICY_WAIT, POLICY_WAIT_CORRECT, POLICY_IMMEDIATE}) {
+    SCOPED_TRACE(PolicyLabel(policy));
+    // Reference: one run, no restart.
+    Make(policy);
+    auto feed_a = [&](PartitionJoin* j) {
+      j->AddImpression(Imp("a", T), &out_);
+      j->AddLabel(Lab("b", LABEL_CLICK, T + 1500), &out_);  // orphan at the checkpoint
+      j->AddLabel(Lab("a", LABEL_CLICK, T + 1000), &out_);
+      j->SetConsumed(true, 11);
+      j->SetConsumed(false, 22);
+    };
+    auto feed_b = [&](PartitionJoin* j) {
+      j->AddImpression(Imp("b", T + 500), &out_);
+      j->AddLabel(Lab("a", LABEL_LIKE, T + 40000), &out_);  // late like for a
+      j->AddLabel(Lab("x", LABEL_COLLECT, T + 45000), &out_);
+      j->AddImpression(Imp("y", T + 45000), &out_);
+    };
+    feed_a(join_.get());
+    feed_b(join_.get());
+    auto reference = Canonical(out_);
+    ASSERT_GE(reference.size(), 2u);
+
+    // Interrupted: checkpoint after feed_a, drop the object, load, continue.
+    std::filesystem::remove_all(dir_);
+    store_.reset();
+    SetUp();
+    out_.clear();
+    Make(policy);
+    feed_a(join_.get());
+    Save();
+    auto before = out_;
+    auto loaded = PartitionJoin::Load(*store_, 0, rules_.get(), config_.ingest(), probe_.get(), &clock_);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_EQ((*loaded)->next_offset(true), 11);
+    EXPECT_EQ((*loaded)->next_offset(false), 22);
+    EXPECT_EQ((*loaded)->orphan_labels(), 1u);
+    EXPECT_EQ((*loaded)->watermark(), join_->watermark());
+    join_ = std::move(loaded).value();
+    feed_b(join_.get());
+    EXPECT_EQ(Canonical(out_), reference);
+    out_.clear();
+  }
+}
+
+TEST_F(JoinStoreTest, LoadRefusesStateOfAnotherTaskLayout) {
+  Make(POLICY_WAIT);
+  join_->AddImpression(Imp("a", T), &out_);
+  Save();
+  Make(POLICY_WAIT, [](FreshetConfig* c) { c->mutable_tasks(2)->set_name("play_ms"); });
+  auto loaded = PartitionJoin::Load(*store_, 0, rules_.get(), config_.ingest(), probe_.get(), &clock_);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(loaded.status().message().find(dir_.string()), std::string::npos);
+  // Another partition has no state: loads empty.
+  auto empty = PartitionJoin::Load(*store_, 3, rules_.get(), config_.ingest(), probe_.get(), &clock_);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ((*empty)->open_records(), 0u);
+  EXPECT_EQ((*empty)->next_offset(true), -1);
+}
+
+TEST_F(JoinStoreTest, ForgottenRecordsAreDeletedFromTheStore) {
+  Make(POLICY_WAIT, [](FreshetConfig* c) { c->mutable_ingest()->set_correction_horizon_ms(0); });
+  join_->AddImpression(Imp("a", T), &out_);
+  Save();
+  EXPECT_TRUE(store_->Get(PartitionJoin::kRecordFamily, JoinRecordKey(0, "a"))->has_value());
+  Tick(T + 31000);
+  Save();
+  EXPECT_FALSE(store_->Get(PartitionJoin::kRecordFamily, JoinRecordKey(0, "a"))->has_value());
+}
+
+}  // namespace
+}  // namespace freshet::ingest
