@@ -11,5 +11,7 @@ namespace freshet::ops {
 int RunCommand(const std::vector<std::string>& args);     // the whole pipeline
 int KafkaCommand(const std::vector<std::string>& args);   // embedded Kafka as a process
 int ConfigCommand(const std::vector<std::string>& args);  // print / validate config
+int IngestCommand(const std::vector<std::string>& args);  // the ingest daemon
+int LearnCommand(const std::vector<std::string>& args);   // the online learner daemon
 
 }  // namespace freshet::ops

@@ -135,6 +135,22 @@ bool ValidTaskName(const std::string& n) {
 
 bool ValidPort(int p) { return p >= 0 && p <= 65535; }
 
+// The simulator's feature layout (ops/simulator.h): 8 sparse slots (user, item,
+// author, category, region, device, hour, tags) and 8 one-value dense slots.
+void DefaultSlots(ModelConfig* model) {
+  for (uint32_t slot = 0; slot < 8; ++slot) {
+    SparseSlotConfig* s = model->add_sparse_slots();
+    s->set_slot(slot);
+    s->set_dim(16);
+    s->set_pooling(slot == 7 ? POOL_MEAN : POOL_SUM);  // tags are multi-valued
+  }
+  for (uint32_t slot = 0; slot < 8; ++slot) {
+    DenseSlotConfig* d = model->add_dense_slots();
+    d->set_slot(slot);
+    d->set_width(1);
+  }
+}
+
 }  // namespace
 
 StatusOr<FreshetConfig> ParseConfigText(const std::string& text, const std::string& source) {
@@ -158,6 +174,8 @@ StatusOr<FreshetConfig> LoadConfigFile(const std::string& path) {
 
 void ApplyDefaults(FreshetConfig* config) {
   if (config->tasks_size() == 0) DefaultTasks(config);
+  ModelConfig* model = config->mutable_learner()->mutable_model();
+  if (model->sparse_slots_size() == 0 && model->dense_slots_size() == 0) DefaultSlots(model);
   if (config->simulator().label_delays_size() == 0) DefaultLabelDelays(config->mutable_simulator());
   FillDefaults(config);
 }
@@ -254,7 +272,20 @@ Status Validate(const FreshetConfig& c) {
 
   const LearnerConfig& l = c.learner();
   v.Require(l.batch_size() >= 1 && l.batch_size() <= 1 << 20, "learner.batch_size", l.batch_size(), "must be in [1, 1048576]");
+  v.Require(l.batch_deadline_ms() >= 0, "learner.batch_deadline_ms", l.batch_deadline_ms(), "must be >= 0 (0: size-only batches)");
+  v.Require(l.queue_capacity() >= 1 && l.queue_capacity() <= 1 << 24, "learner.queue_capacity", l.queue_capacity(), "must be in [1, 16777216]");
   v.Require(!l.consumer_group().empty(), "learner.consumer_group", "\"\"", "must name a consumer group");
+  v.Require(l.dedup_horizon_ms() >= 0, "learner.dedup_horizon_ms", l.dedup_horizon_ms(), "must be >= 0");
+  v.Require(l.dedup_max_entries() >= 1, "learner.dedup_max_entries", l.dedup_max_entries(), "must be >= 1");
+  v.Require(l.checkpoint_interval_ms() >= 10, "learner.checkpoint_interval_ms", l.checkpoint_interval_ms(), "must be >= 10");
+  v.Require(l.checkpoints_retained() >= 1, "learner.checkpoints_retained", l.checkpoints_retained(), "must be >= 1");
+  v.Require(l.diagnostics_interval_ms() >= 10, "learner.diagnostics_interval_ms", l.diagnostics_interval_ms(), "must be >= 10");
+  v.Require(l.zero_share_warning() > 0 && l.zero_share_warning() <= 1, "learner.zero_share_warning", l.zero_share_warning(), "must be in (0, 1]");
+  v.Require(l.occupancy_warning() > 0 && l.occupancy_warning() <= 1, "learner.occupancy_warning", l.occupancy_warning(), "must be in (0, 1]");
+  v.Require(l.eval_window() >= 1, "learner.eval_window", l.eval_window(), "must be >= 1");
+  v.Require(l.metrics_interval_ms() >= 10, "learner.metrics_interval_ms", l.metrics_interval_ms(), "must be >= 10");
+  v.Require(l.eviction_interval_ms() >= 10, "learner.eviction_interval_ms", l.eviction_interval_ms(), "must be >= 10");
+  v.Require(l.correction_weight_cap() >= 1, "learner.correction_weight_cap", l.correction_weight_cap(), "must be >= 1");
 
   const PublisherConfig& p = c.publisher();
   v.Require(p.publish_interval_ms() >= 10, "publisher.publish_interval_ms", p.publish_interval_ms(), "must be >= 10");

@@ -5,10 +5,6 @@
 
 #include "ops/commands.h"
 
-namespace freshet::ops {
-int IngestCommand(const std::vector<std::string>& args);  // ops/ingest_command.cc
-}  // namespace freshet::ops
-
 namespace {
 
 constexpr const char* kUsage =
@@ -23,6 +19,8 @@ constexpr const char* kUsage =
     "  config   --print-defaults | --print FILE | --validate FILE\n"
     "  ingest   the ingest daemon: joins impressions and labels into samples; flags:\n"
     "           --config FILE --kafka HOST:PORT --data-dir DIR --admin-port N\n"
+    "  learn    the online learner daemon: trains continuously from samples, checkpoints\n"
+    "           to RocksDB; flags: --config FILE --kafka HOST:PORT --data-dir DIR --admin-port N\n"
     "\n"
     "Every command accepts --config FILE (protobuf text format, see `freshet config\n"
     "--print-defaults`).\n";
@@ -40,6 +38,7 @@ int main(int argc, char** argv) {
   if (command == "kafka") return freshet::ops::KafkaCommand(args);
   if (command == "config") return freshet::ops::ConfigCommand(args);
   if (command == "ingest") return freshet::ops::IngestCommand(args);
+  if (command == "learn") return freshet::ops::LearnCommand(args);
   std::fprintf(stderr, "freshet: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

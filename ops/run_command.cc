@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "common/admin_http.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/logging.h"
@@ -20,6 +19,7 @@
 #include "ops/config.h"
 #include "ops/flags.h"
 #include "ops/ingest_component.h"
+#include "ops/learner_component.h"
 #include "ops/kafka_event_sink.h"
 #include "ops/simulator.h"
 
@@ -48,6 +48,12 @@ Status ApplyRunFlags(const Flags& flags, FreshetConfig* config) {
   return Validate(*config);
 }
 
+std::string DescribeModel(const FreshetConfig& config) {
+  const ModelConfig& m = config.learner().model();
+  return ModelFamily_Name(m.family()) + " tasks=" + std::to_string(config.tasks_size()) +
+         " batch=" + std::to_string(config.learner().batch_size()) + " backend=cpu";
+}
+
 int64_t LongestWindowMs(const FreshetConfig& config) {
   int64_t longest = 0;
   for (const auto& t : config.tasks()) longest = std::max(longest, t.window_ms());
@@ -61,7 +67,7 @@ struct Totals {
 };
 
 std::string StatusJson(const FreshetConfig& config, const std::string& bootstrap, const TrafficSimulator& sim,
-                       const ingest::KafkaProducer& producer, int64_t started_ms) {
+                       const ingest::KafkaProducer& producer, int64_t started_ms, const std::string& learner_json) {
   JsonWriter w;
   w.BeginObject()
       .Key("component").String("freshet-run")
@@ -78,6 +84,7 @@ std::string StatusJson(const FreshetConfig& config, const std::string& bootstrap
       .Key("pending_events").Int(static_cast<int64_t>(sim.pending_events()))
       .Key("seed").Int(static_cast<int64_t>(config.simulator().seed()))
       .EndObject()
+      .Key("learner").Raw(learner_json)
       .EndObject();
   return w.str();
 }
@@ -173,36 +180,41 @@ int RunCommand(const std::vector<std::string>& args) {
     return 1;
   }
 
-  // 4. Admin server (the learner's port: the pipeline's front door and, later, the
-  // dashboard).
-  MetricsRegistry metrics;
-  KafkaEventSink sink(producer->get(), kc.impressions_topic(), kc.labels_topic(), &metrics);
+  // 4. The learner, whose admin server (the learner's port) is the pipeline's front
+  // door: it also carries the simulator's metrics, checks and status.
   TrafficSimulator sim(config.simulator(), started_ms);
-  Gauge* pending = metrics.GetGauge("freshet_simulator_pending_events", "Labels (and held-back impressions) not yet due");
-  Counter* produce_errors = metrics.GetCounter("freshet_simulator_produce_errors_total", "Produce calls that failed and were retried");
-  AdminServer::Options aopt;
-  aopt.component = "freshet-run";
-  aopt.bind_address = config.admin().bind_address();
-  aopt.port = config.admin().learner_port();
-  AdminServer admin(aopt, &metrics);
   std::mutex sim_mu;  // the admin thread reads simulator stats
-  admin.AddReadinessCheck("kafka", [&] { return (*producer)->CheckReachable(1000); });
-  admin.AddReadinessCheck("producer", [&] { return (*producer)->first_error(); });
-  admin.SetStatusProvider([&] {
-    std::lock_guard<std::mutex> lock(sim_mu);
-    return StatusJson(config, bootstrap, sim, **producer, started_ms);
-  });
-  admin.SetConfigText(ConfigToText(config));
-  metrics.AddCollector([&] {
-    std::lock_guard<std::mutex> lock(sim_mu);
-    pending->Set(static_cast<double>(sim.pending_events()));
-  });
-  Status s = admin.Start();
-  if (!s.ok()) {
-    std::fprintf(stderr, "freshet run: %s\n", s.message().c_str());
+  LearnerComponent::Options lopt;
+  lopt.config = config;
+  lopt.bootstrap = bootstrap;
+  lopt.store_path = data_dir + "/learner";
+  lopt.component = "freshet-run";
+  LearnerComponent* learner_ptr = nullptr;  // set once Start returns; the status reads it
+  lopt.configure_admin = [&](AdminServer* admin, MetricsRegistry* metrics) {
+    admin->AddReadinessCheck("kafka", [&] { return (*producer)->CheckReachable(1000); });
+    admin->AddReadinessCheck("simulator_producer", [&] { return (*producer)->first_error(); });
+    admin->SetStatusProvider([&] {
+      std::lock_guard<std::mutex> lock(sim_mu);
+      return StatusJson(config, bootstrap, sim, **producer, started_ms,
+                        learner_ptr ? learner_ptr->StatusJson() : std::string("null"));
+    });
+    Gauge* pending = metrics->GetGauge("freshet_simulator_pending_events", "Labels (and held-back impressions) not yet due");
+    metrics->AddCollector([&sim_mu, &sim, pending] {
+      std::lock_guard<std::mutex> lock(sim_mu);
+      pending->Set(static_cast<double>(sim.pending_events()));
+    });
+  };
+  auto learner = LearnerComponent::Start(lopt);
+  if (!learner.ok()) {
+    std::fprintf(stderr, "freshet run: %s\n", learner.status().ToString().c_str());
     return 1;
   }
-  std::printf("freshet: admin %s (/metrics /status /readyz /config)\n", admin.url().c_str());
+  learner_ptr = learner->get();
+  MetricsRegistry& metrics = *(*learner)->metrics();
+  KafkaEventSink sink(producer->get(), kc.impressions_topic(), kc.labels_topic(), &metrics);
+  Counter* produce_errors = metrics.GetCounter("freshet_simulator_produce_errors_total", "Produce calls that failed and were retried");
+  std::printf("freshet: admin %s (/metrics /status /readyz /config), learner %s\n", (*learner)->admin_url().c_str(),
+              DescribeModel(config).c_str());
   std::printf("freshet: %s\n", learner::DescribeGpu(learner::QueryGpu()).c_str());
   std::printf("freshet: simulator seed=%" PRIu64 " rate=%.0f impressions/s users=%d items=%d\n",
               config.simulator().seed(), config.simulator().impressions_per_second(), config.simulator().num_users(),
@@ -216,8 +228,8 @@ int RunCommand(const std::vector<std::string>& args) {
   RateLimiter error_log(5000);
   while (!stop.requested()) {
     const int64_t now = clock->NowMs();
-    if (!(*ingest)->running()) {
-      stop.Request("ingest failed");
+    if (!(*ingest)->running() || !(*learner)->running()) {
+      stop.Request(!(*ingest)->running() ? "ingest failed" : "learner failed");
       break;
     }
     if (now >= end_ms) {
@@ -246,6 +258,15 @@ int RunCommand(const std::vector<std::string>& args) {
                   (now - started_ms) / 1000.0, (st.impressions - last.impressions) / secs,
                   (st.labels - last.labels) / secs, (joined.samples - last.samples) / secs, st.impressions, st.labels,
                   joined.samples, joined.deadletters, (*producer)->failed(), sim.pending_events());
+      const learner::LearnerProgress trained = (*learner)->Progress();
+      std::string auc;
+      for (const auto& t : trained.tasks) {
+        if (t.auc >= 0) auc += " " + t.task + "=" + std::to_string(t.auc).substr(0, 5);
+      }
+      std::printf("progress   trained/s=%.0f trained=%lld duplicates=%lld skipped_batches=%lld auc:%s\n",
+                  trained.samples_per_s, static_cast<long long>(trained.samples_trained),
+                  static_cast<long long>(trained.duplicates_skipped), static_cast<long long>(trained.skipped_batches),
+                  auc.empty() ? " (none yet)" : auc.c_str());
       std::fflush(stdout);
       last = {st.impressions, st.labels, joined.samples};
       next_progress += kProgressIntervalMs;
@@ -257,9 +278,10 @@ int RunCommand(const std::vector<std::string>& args) {
   LOG_INFO("run_stopping").Kv("reason", stop.reason());
   Status flushed = (*producer)->Flush(5000);
   Status ingest_result = (*ingest)->Stop();
-  admin.Stop();
+  Status learner_result = (*learner)->Stop();
+  const learner::LearnerProgress trained = (*learner)->Progress();
   const auto joined = (*ingest)->stats();
-  if (embedded && ingest_result.ok()) {
+  if (embedded && ingest_result.ok() && learner_result.ok()) {
     std::error_code ec;
     std::filesystem::remove_all(data_dir, ec);
   }
@@ -267,14 +289,15 @@ int RunCommand(const std::vector<std::string>& args) {
   std::string kinds;
   for (const auto& [kind, n] : st.labels_by_kind) kinds += " " + LabelKind_Name(kind) + "=" + std::to_string(n);
   std::printf("summary reason=\"%s\" duration_s=%.1f impressions=%" PRIu64 " labels=%" PRIu64 " delivered=%" PRIu64
-              " failed=%" PRIu64 " samples=%" PRIu64 " deadletters=%" PRIu64 " flush=%s ingest=%s\n"
-              "summary labels_by_kind:%s\n",
+              " failed=%" PRIu64 " samples=%" PRIu64 " deadletters=%" PRIu64 " trained=%lld flush=%s ingest=%s"
+              " learner=%s\nsummary labels_by_kind:%s\n",
               stop.reason().c_str(), (clock->NowMs() - started_ms) / 1000.0, st.impressions, st.labels,
               (*producer)->delivered(), (*producer)->failed(), joined.samples, joined.deadletters,
-              flushed.ok() ? "ok" : flushed.ToString().c_str(), ingest_result.ok() ? "ok" : ingest_result.ToString().c_str(),
-              kinds.c_str());
+              static_cast<long long>(trained.samples_trained), flushed.ok() ? "ok" : flushed.ToString().c_str(),
+              ingest_result.ok() ? "ok" : ingest_result.ToString().c_str(),
+              learner_result.ok() ? "ok" : learner_result.ToString().c_str(), kinds.c_str());
   std::fflush(stdout);
-  return flushed.ok() && ingest_result.ok() ? 0 : 1;
+  return flushed.ok() && ingest_result.ok() && learner_result.ok() ? 0 : 1;
 }
 
 }  // namespace freshet::ops

@@ -43,7 +43,7 @@ Status Trainer<T>::CheckBatch(const Batch& batch) const {
 }
 
 template <typename T>
-StatusOr<StepResult<T>> Trainer<T>::Train(const Batch& batch, int64_t now_ms) {
+StatusOr<StepResult<T>> Trainer<T>::Train(const Batch& batch, int64_t now_ms, const WeightAdjuster& adjust_weights) {
   RETURN_IF_ERROR(CheckBatch(batch));
   StepResult<T> result;
   // 1. forward (training mode: ids are admitted, BN uses batch statistics).
@@ -52,17 +52,32 @@ StatusOr<StepResult<T>> Trainer<T>::Train(const Batch& batch, int64_t now_ms) {
   PredictionsFromLogits(model_->tasks(), model_->logits(), &result.predictions);
   // 3. masked multi-task loss and dL/dlogits.
   Mat<T> dlogits;
-  const Mat<T> labels = batch.labels.cast<T>(), masks = batch.masks.cast<T>(),
-               weights = batch.weights.cast<T>();
+  const Mat<T> labels = batch.labels.cast<T>(), masks = batch.masks.cast<T>();
+  Mat<T> weights = batch.weights.cast<T>();
+  if (adjust_weights) adjust_weights(result.predictions, &weights);
   LossOutput<T> loss = MaskedMultiTaskLoss(model_->tasks(), model_->logits(), labels, masks, weights, &dlogits);
-  if (!std::isfinite(static_cast<double>(loss.total)))
-    return InternalError("non-finite training loss at step " + std::to_string(steps()) + "; no update applied");
+  if (!std::isfinite(static_cast<double>(loss.total))) {
+    std::string tasks;
+    for (size_t k = 0; k < loss.per_task.size(); ++k)
+      if (!std::isfinite(static_cast<double>(loss.per_task[k]))) tasks += (tasks.empty() ? "" : ",") + model_->tasks()[k].name;
+    return InternalError("non-finite training loss at step " + std::to_string(steps()) + " in tasks [" + tasks +
+                         "]; no update applied");
+  }
   result.loss = loss.total;
   result.task_loss = std::move(loss.per_task);
   result.observed = std::move(loss.observed);
   // 4. backward.
   model_->ZeroGrad();
   model_->Backward(dlogits);
+  // Numerical guard: a finite loss can still back-propagate a non-finite gradient
+  // (overflow inside a layer); refuse the step rather than poison the optimizer state.
+  for (const Param<T>* p : model_->params())
+    if (!p->grad.allFinite())
+      return InternalError("non-finite gradient of " + p->name + " at step " + std::to_string(steps()) +
+                           "; no update applied");
+  for (const auto& g : model_->sparse_grads())
+    if (!g.grad.allFinite())
+      return InternalError("non-finite embedding gradient at step " + std::to_string(steps()) + "; no update applied");
   // 5. optimizer steps.
   dense_opt_->Step();
   sparse_opt_->Step(&model_->embeddings(), model_->sparse_grads());

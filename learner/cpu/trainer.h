@@ -19,6 +19,7 @@
 // Thread-safety: none. A Trainer is owned by the learner's training thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,11 +48,18 @@ class Trainer {
   static StatusOr<std::unique_ptr<Trainer>> Create(const LearnerConfig& config,
                                                    const std::vector<TaskConfig>& tasks);
 
+  // Rewrites the (B, T) loss weights from this step's predictions (B, T) before the
+  // loss: the prediction-dependent importance weights of label policies
+  // (learner/origin_weights.h). The predictions are constants (stop-gradient).
+  using WeightAdjuster = std::function<void(const Mat<T>& predictions, Mat<T>* weights)>;
+
   // One step on `batch` (steps 1–5 above). now_ms stamps embedding updates (TTL).
   // InvalidArgument when the batch does not fit the model (slots, widths, tasks);
-  // Internal when the loss is not finite (nothing is updated then).
+  // Internal when the loss or a gradient is not finite: no parameter or optimizer
+  // state is updated then (ids seen in the forward may still have been admitted),
+  // and the message names the offending tasks / parameter.
   // REQUIRES: batch.size >= 2 when the model has BatchNorm.
-  StatusOr<StepResult<T>> Train(const Batch& batch, int64_t now_ms);
+  StatusOr<StepResult<T>> Train(const Batch& batch, int64_t now_ms, const WeightAdjuster& adjust_weights = {});
 
   // Inference-mode predictions (B, T): no admission, BN running stats, no update.
   StatusOr<Mat<T>> Predict(const Batch& batch);

@@ -1,0 +1,58 @@
+// LearnerComponent; see learner_component.h.
+#include "ops/learner_component.h"
+
+#include "ops/config.h"
+#include "ops/kafka_sample_source.h"
+
+namespace freshet::ops {
+
+StatusOr<std::unique_ptr<LearnerComponent>> LearnerComponent::Start(Options options) {
+  std::unique_ptr<LearnerComponent> c(new LearnerComponent());
+  const FreshetConfig& config = options.config;
+  store::KvStore::Options sopt;
+  sopt.path = options.store_path;
+  sopt.families = learner::OnlineLearner::StoreFamilies();
+  sopt.sync_writes = config.store().sync_writes();
+  ASSIGN_OR_RETURN(c->store_, store::KvStore::Open(sopt));
+
+  learner::OnlineLearner::Options lopt;
+  lopt.config = config;
+  lopt.source = NewKafkaSampleSource(config, options.bootstrap, "freshet-learner");
+  lopt.store = c->store_.get();
+  lopt.metrics = &c->metrics_;
+  ASSIGN_OR_RETURN(c->learner_, learner::OnlineLearner::Create(std::move(lopt)));
+
+  AdminServer::Options aopt;
+  aopt.component = options.component;
+  aopt.bind_address = config.admin().bind_address();
+  aopt.port = config.admin().learner_port();
+  c->admin_ = std::make_unique<AdminServer>(aopt, &c->metrics_);
+  learner::OnlineLearner* l = c->learner_.get();
+  store::KvStore* db = c->store_.get();
+  c->admin_->AddReadinessCheck("store", [db] { return db->health(); });
+  c->admin_->AddReadinessCheck("learner", [l] { return l->Ready(); });
+  c->admin_->SetStatusProvider([l] { return l->StatusJson(); });
+  c->admin_->SetConfigText(ConfigToText(config));
+  if (options.configure_admin) options.configure_admin(c->admin_.get(), &c->metrics_);
+  if (Status s = c->admin_->Start(); !s.ok()) return s.Annotate("learner (set admin.learner_port or --admin-port)");
+  if (Status s = c->learner_->Start(); !s.ok()) {
+    c->admin_->Stop();
+    return s;
+  }
+  return c;
+}
+
+LearnerComponent::~LearnerComponent() {
+  Status s = Stop();
+  (void)s;  // reported by whoever called Stop() first
+}
+
+Status LearnerComponent::Stop() {
+  if (stopped_) return result_;
+  stopped_ = true;
+  result_ = learner_->Stop();
+  admin_->Stop();
+  return result_;
+}
+
+}  // namespace freshet::ops

@@ -1,0 +1,59 @@
+// LearnerComponent: the online learner (learner/online_learner.h) with its RocksDB
+// store, metrics and admin server on admin.learner_port, as one unit. `freshet learn`
+// runs one on its own; `freshet run` runs one as the pipeline's front door and adds
+// its own checks and status to the same admin server through `configure_admin`.
+//
+// Thread-safety: Start/Stop from one thread; Progress, running and url from any.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/admin_http.h"
+#include "common/metrics.h"
+#include "learner/online_learner.h"
+#include "schemas/config.pb.h"
+#include "store/kv_store.h"
+
+namespace freshet::ops {
+
+class LearnerComponent {
+ public:
+  struct Options {
+    FreshetConfig config;   // effective and validated
+    std::string bootstrap;  // Kafka bootstrap servers
+    std::string store_path;
+    std::string component = "freshet-learner";
+    // Called before the admin server starts, with the component's server and
+    // registry: add readiness checks, handlers, metrics, or replace /status.
+    std::function<void(AdminServer*, MetricsRegistry*)> configure_admin;
+  };
+
+  // Opens the store, creates and starts the learner (restoring its newest checkpoint)
+  // and the admin server. Errors say what failed and what to do.
+  static StatusOr<std::unique_ptr<LearnerComponent>> Start(Options options);
+  ~LearnerComponent();  // Stop()
+
+  // Stops intake, drains, writes the final checkpoint, leaves the group, stops the
+  // admin server. Returns the learner's first error, if any. Idempotent.
+  Status Stop();
+  // False once the learner has failed (a sticky error); the caller should stop.
+  bool running() const { return learner_->error().ok(); }
+  learner::LearnerProgress Progress() const { return learner_->Progress(); }
+  std::string StatusJson() const { return learner_->StatusJson(); }
+  std::string admin_url() const { return admin_->url(); }
+  MetricsRegistry* metrics() { return &metrics_; }
+
+ private:
+  LearnerComponent() = default;
+
+  MetricsRegistry metrics_;
+  std::unique_ptr<store::KvStore> store_;
+  std::unique_ptr<learner::OnlineLearner> learner_;
+  std::unique_ptr<AdminServer> admin_;
+  bool stopped_ = false;
+  Status result_;
+};
+
+}  // namespace freshet::ops
