@@ -31,4 +31,28 @@ void ApplyLogLevel(const FreshetConfig& config) {
   if (ParseLogLevel(config.log_level(), &level)) SetMinLogLevel(level);
 }
 
+std::optional<FreshetConfig> SetUpDaemon(const std::string& name, const std::vector<std::string>& args,
+                                         int32_t (AdminConfig::*port)() const,
+                                         void (AdminConfig::*set_port)(int32_t)) {
+  auto setup = SetUpCommand(name, args, {"kafka", "data-dir", "admin-port"}, {});
+  if (!setup) return std::nullopt;
+  FreshetConfig& config = setup->config;
+  auto admin_port = setup->flags.GetInt("admin-port", (config.admin().*port)(), 0, 65535);
+  if (!admin_port.ok()) {
+    std::fprintf(stderr, "freshet %s: %s\n", name.c_str(), admin_port.status().message().c_str());
+    return std::nullopt;
+  }
+  (config.mutable_admin()->*set_port)(static_cast<int32_t>(*admin_port));
+  if (config.kafka().bootstrap_servers().empty()) {
+    std::fprintf(stderr,
+                 "freshet %s: kafka.bootstrap_servers is empty; pass --kafka HOST:PORT (e.g. the bootstrap= line of "
+                 "`freshet kafka`) or use `freshet run`\n",
+                 name.c_str());
+    return std::nullopt;
+  }
+  ApplyLogLevel(config);
+  LOG_INFO("effective_config").Kv("component", name).Kv("text", ConfigToText(config));
+  return std::move(config);
+}
+
 }  // namespace freshet::ops

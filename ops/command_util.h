@@ -26,4 +26,12 @@ std::optional<CommandSetup> SetUpCommand(const std::string& name, const std::vec
 // Applies config.log_level to the process's logger.
 void ApplyLogLevel(const FreshetConfig& config);
 
+// Start-up shared by the daemons (`freshet ingest`, `freshet learn`): SetUpCommand
+// with --kafka, --data-dir and --admin-port (which overrides the admin port field
+// that `port` points at), a Kafka cluster required, the log level applied and the
+// effective config logged once. Returns nullopt after printing why (exit 2).
+std::optional<FreshetConfig> SetUpDaemon(const std::string& name, const std::vector<std::string>& args,
+                                         int32_t (AdminConfig::*port)() const,
+                                         void (AdminConfig::*set_port)(int32_t));
+
 }  // namespace freshet::ops

@@ -14,22 +14,9 @@
 namespace freshet::ops {
 
 int IngestCommand(const std::vector<std::string>& args) {
-  auto setup = SetUpCommand("ingest", args, {"kafka", "data-dir", "admin-port"}, {});
-  if (!setup) return 2;
-  FreshetConfig& config = setup->config;
-  auto port = setup->flags.GetInt("admin-port", config.admin().ingest_port(), 0, 65535);
-  if (!port.ok()) {
-    std::fprintf(stderr, "freshet ingest: %s\n", port.status().message().c_str());
-    return 2;
-  }
-  config.mutable_admin()->set_ingest_port(static_cast<int>(*port));
-  if (config.kafka().bootstrap_servers().empty()) {
-    std::fprintf(stderr, "freshet ingest: kafka.bootstrap_servers is empty; pass --kafka HOST:PORT (e.g. the "
-                         "bootstrap= line of `freshet kafka`) or use `freshet run`\n");
-    return 2;
-  }
-  ApplyLogLevel(config);
-  LOG_INFO("effective_config").Kv("component", "ingest").Kv("text", ConfigToText(config));
+  auto daemon = SetUpDaemon("ingest", args, &AdminConfig::ingest_port, &AdminConfig::set_ingest_port);
+  if (!daemon) return 2;
+  const FreshetConfig& config = *daemon;
 
   StopFlag stop;
   SignalWatcher watcher(&stop);  // before any thread starts

@@ -16,22 +16,9 @@
 namespace freshet::ops {
 
 int LearnCommand(const std::vector<std::string>& args) {
-  auto setup = SetUpCommand("learn", args, {"kafka", "data-dir", "admin-port"}, {});
-  if (!setup) return 2;
-  FreshetConfig& config = setup->config;
-  auto port = setup->flags.GetInt("admin-port", config.admin().learner_port(), 0, 65535);
-  if (!port.ok()) {
-    std::fprintf(stderr, "freshet learn: %s\n", port.status().message().c_str());
-    return 2;
-  }
-  config.mutable_admin()->set_learner_port(static_cast<int>(*port));
-  if (config.kafka().bootstrap_servers().empty()) {
-    std::fprintf(stderr, "freshet learn: kafka.bootstrap_servers is empty; pass --kafka HOST:PORT (e.g. the "
-                         "bootstrap= line of `freshet kafka`) or use `freshet run`\n");
-    return 2;
-  }
-  ApplyLogLevel(config);
-  LOG_INFO("effective_config").Kv("component", "learner").Kv("text", ConfigToText(config));
+  auto daemon = SetUpDaemon("learn", args, &AdminConfig::learner_port, &AdminConfig::set_learner_port);
+  if (!daemon) return 2;
+  const FreshetConfig& config = *daemon;
 
   StopFlag stop;
   SignalWatcher watcher(&stop);  // before any thread starts
