@@ -81,4 +81,11 @@ void IngestProbe::Backpressure(const char* reason) {
 
 void IngestProbe::Checkpoint(double seconds) { checkpoint_seconds_->Observe(seconds); }
 
+void IngestProbe::ConsumerLag(const std::string& topic, int32_t partition, int64_t messages) {
+  registry_->GetGauge("freshet_ingest_consumer_lag_messages",
+                      "Input messages not yet consumed: cached high watermark minus position",
+                      {{"topic", topic}, {"partition", std::to_string(partition)}})
+      ->Set(static_cast<double>(messages));
+}
+
 }  // namespace freshet::ingest

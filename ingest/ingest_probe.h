@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <string>
 
 #include "common/metrics.h"
@@ -37,6 +38,8 @@ class IngestProbe {
   void ForcedClose() { forced_closes_->Inc(); }
   void RetentionEviction() { retention_evictions_->Inc(); }
   void Checkpoint(double seconds);
+  // freshet_ingest_consumer_lag_messages{topic,partition}: high watermark - position.
+  void ConsumerLag(const std::string& topic, int32_t partition, int64_t messages);
 
   MetricsRegistry* registry() const { return registry_; }
 

@@ -17,6 +17,7 @@ namespace {
 
 constexpr int kFlushTimeoutMs = 10000;
 constexpr int kForceCloseBatch = 1000;
+constexpr int64_t kLagRefreshUs = 1'000'000;  // consumer lag gauges: at most once a second
 
 }  // namespace
 
@@ -183,6 +184,7 @@ Status Joiner::RunOnce(int poll_ms) {
     error_ = produced;
     return produced;
   }
+  RefreshLag();
   if (clock_->NowMs() >= next_checkpoint_ms_ && pending_.empty()) {
     next_checkpoint_ms_ = clock_->NowMs() + options_.config.ingest().checkpoint_interval_ms();
     RETURN_IF_ERROR(Checkpoint());
@@ -344,6 +346,20 @@ void Joiner::UpdateGauges() {
   }
 }
 
+void Joiner::RefreshLag() {
+  const int64_t now_us = clock_->MonotonicUs();
+  if (now_us < next_lag_refresh_us_) return;
+  next_lag_refresh_us_ = now_us + kLagRefreshUs;
+  // Cached watermarks (KafkaConsumer::Lag): no broker round trip on this path.
+  std::vector<PartitionLag> lags = consumer_->Lag();
+  std::lock_guard<std::mutex> lock(mu_);
+  lag_.clear();
+  for (const PartitionLag& l : lags) {
+    lag_[{l.topic, l.partition}] = l.lag;
+    if (l.lag >= 0) probe_->ConsumerLag(l.topic, l.partition, l.lag);
+  }
+}
+
 Status Joiner::Ready() const {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -373,6 +389,10 @@ std::string Joiner::StatusJson() const {
       .Key("partitions").BeginArray();
   for (const auto& [p, join] : partitions_) {
     auto paused = paused_.find(p);
+    auto lag = [&](const std::string& topic) {
+      auto it = lag_.find({topic, p});
+      return it == lag_.end() ? int64_t{-1} : it->second;
+    };
     w.BeginObject().Key("partition").Int(p)
         .Key("watermark_ms").Int(join->watermark() == PartitionJoin::kNoTime ? -1 : join->watermark())
         .Key("max_event_time_ms").Int(join->max_event_time() == PartitionJoin::kNoTime ? -1 : join->max_event_time())
@@ -381,6 +401,8 @@ std::string Joiner::StatusJson() const {
         .Key("orphan_labels").Int(static_cast<int64_t>(join->orphan_labels()))
         .Key("impressions_offset").Int(join->next_offset(true))
         .Key("labels_offset").Int(join->next_offset(false))
+        .Key("impressions_lag").Int(lag(options_.config.kafka().impressions_topic()))
+        .Key("labels_lag").Int(lag(options_.config.kafka().labels_topic()))
         .Key("paused_impressions").Bool(paused != paused_.end() && paused->second.first)
         .Key("paused_labels").Bool(paused != paused_.end() && paused->second.second)
         .EndObject();

@@ -106,6 +106,7 @@ class Joiner {
   void OnAssign(std::vector<TopicPartitionOffset>* tps);
   void OnRevoke(const std::vector<TopicPartitionOffset>& tps);
   void UpdateGauges();  // REQUIRES: mu_ held
+  void RefreshLag();    // at most once per kLagRefreshUs; consumer thread, takes mu_
 
   Options options_;
   Clock* clock_;
@@ -121,6 +122,9 @@ class Joiner {
   Status error_;                                              // sticky; guarded by mu_
   int64_t next_checkpoint_ms_ = 0;
   int64_t last_checkpoint_ms_ = 0;  // guarded by mu_
+  // (topic, partition) -> messages behind the high watermark, -1 unknown; guarded by mu_
+  std::map<std::pair<std::string, int32_t>, int64_t> lag_;
+  int64_t next_lag_refresh_us_ = 0;
   bool started_ = false;
   bool stopped_ = false;
   std::atomic<uint64_t> events_{0}, samples_{0}, deadletters_{0}, checkpoints_{0};

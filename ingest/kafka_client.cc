@@ -3,6 +3,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -393,6 +394,31 @@ std::vector<TopicPartitionOffset> KafkaConsumer::Assignment() const {
   rd_kafka_topic_partition_list_t* list = nullptr;
   if (rd_kafka_assignment(impl_->rk, &list)) return {};
   std::vector<TopicPartitionOffset> out = FromList(list);
+  rd_kafka_topic_partition_list_destroy(list);
+  return out;
+}
+
+std::vector<PartitionLag> KafkaConsumer::Lag() const {
+  std::vector<PartitionLag> out;
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  if (rd_kafka_assignment(impl_->rk, &list)) return out;
+  if (rd_kafka_position(impl_->rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < list->cnt; ++i) {
+      const rd_kafka_topic_partition_t& tp = list->elems[i];
+      PartitionLag lag{tp.topic, tp.partition, tp.offset >= 0 ? tp.offset : -1, -1, -1};
+      int64_t low = RD_KAFKA_OFFSET_INVALID, high = RD_KAFKA_OFFSET_INVALID;
+      if (rd_kafka_get_watermark_offsets(impl_->rk, tp.topic, tp.partition, &low, &high) ==
+              RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0) {
+        lag.high_watermark = high;
+        if (lag.position >= 0) {
+          lag.lag = std::max<int64_t>(0, high - lag.position);
+        } else if (low >= 0 && low == high) {
+          lag.lag = 0;  // nothing read yet, nothing to read
+        }
+      }
+      out.push_back(std::move(lag));
+    }
+  }
   rd_kafka_topic_partition_list_destroy(list);
   return out;
 }

@@ -79,6 +79,15 @@ class KafkaProducer {
   std::unique_ptr<Impl> impl_;
 };
 
+// Consumer lag of one assigned partition (KafkaConsumer::Lag).
+struct PartitionLag {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t position = -1;        // next offset the application will read; -1 unknown
+  int64_t high_watermark = -1;  // librdkafka's cached high watermark; -1 unknown
+  int64_t lag = -1;             // high_watermark - position; -1 when either is unknown
+};
+
 class KafkaConsumer {
  public:
   struct Options : KafkaClientOptions {
@@ -107,6 +116,14 @@ class KafkaConsumer {
   // The group's committed offsets for the current assignment.
   StatusOr<std::vector<TopicPartitionOffset>> Committed(int timeout_ms = 5000);
   std::vector<TopicPartitionOffset> Assignment() const;
+  // Per assigned partition: high watermark minus position, in messages. Cheap and
+  // non-blocking: it reads librdkafka's cached high watermark (rd_kafka_get_watermark_
+  // offsets, refreshed by every fetch response, so as fresh as the last fetch) and
+  // the application position (rd_kafka_position), never querying the brokers
+  // (rd_kafka_query_watermark_offsets would block for a round trip per partition).
+  // A partition nothing was read from yet has no position: its lag is 0 when its
+  // cached watermarks show it empty, otherwise unknown (-1).
+  std::vector<PartitionLag> Lag() const;
   // Stops (Resume: restarts) fetching from these assigned partitions without leaving
   // the group: backpressure. Offsets in the arguments are ignored.
   Status Pause(const std::vector<TopicPartitionOffset>& partitions);

@@ -13,5 +13,6 @@ int KafkaCommand(const std::vector<std::string>& args);   // embedded Kafka as a
 int ConfigCommand(const std::vector<std::string>& args);  // print / validate config
 int IngestCommand(const std::vector<std::string>& args);  // the ingest daemon
 int LearnCommand(const std::vector<std::string>& args);   // the online learner daemon
+int ReplayCommand(const std::vector<std::string>& args);  // replay a real log into Kafka
 
 }  // namespace freshet::ops

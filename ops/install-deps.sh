@@ -14,6 +14,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libboost-dev libboost-system-dev
   libssl-dev
+  zlib1g-dev
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev
   prometheus

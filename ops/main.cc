@@ -21,6 +21,9 @@ constexpr const char* kUsage =
     "           --config FILE --kafka HOST:PORT --data-dir DIR --admin-port N\n"
     "  learn    the online learner daemon: trains continuously from samples, checkpoints\n"
     "           to RocksDB; flags: --config FILE --kafka HOST:PORT --data-dir DIR --admin-port N\n"
+    "  replay   replay a real log into the impressions/labels topics in event-time order:\n"
+    "           `replay kuairand --log PATH [--speed N] [--kafka HOST:PORT] [--config FILE]`\n"
+    "           (--speed N: N s of event time per wall second, 0 = as fast as possible)\n"
     "\n"
     "Every command accepts --config FILE (protobuf text format, see `freshet config\n"
     "--print-defaults`).\n";
@@ -39,6 +42,7 @@ int main(int argc, char** argv) {
   if (command == "config") return freshet::ops::ConfigCommand(args);
   if (command == "ingest") return freshet::ops::IngestCommand(args);
   if (command == "learn") return freshet::ops::LearnCommand(args);
+  if (command == "replay") return freshet::ops::ReplayCommand(args);
   std::fprintf(stderr, "freshet: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -21,17 +21,13 @@
 #include <vector>
 
 #include "common/status.h"
+#include "ingest/event_sink.h"
 #include "schemas/config.pb.h"
 #include "schemas/events.pb.h"
 
 namespace freshet::ops {
 
-class EventSink {
- public:
-  virtual ~EventSink() = default;
-  virtual Status OnImpression(const Impression& impression) = 0;
-  virtual Status OnLabel(const Label& label) = 0;
-};
+using EventSink = ingest::EventSink;  // ingest/event_sink.h
 
 class TrafficSimulator {
  public:

@@ -1,0 +1,236 @@
+// Ingest throughput: simulator impressions and labels pre-filled into the embedded
+// 3-broker cluster, then (1) the raw consume rate of `impressions` + `labels` through
+// a plain KafkaConsumer doing nothing with the messages, and (2) the Joiner (decode,
+// join, default `wait` policy, RocksDB checkpoints, samples produced to `samples`)
+// reading the same topics with its own group. One watermark-flush event per
+// partition and input at the end closes every window, so the joiner emits exactly
+// one sample per impression within the run. Joiner time runs from its first message
+// to the moment every event is consumed, every impression has its sample and the
+// samples are delivered (a checkpoint flushes the producer).
+//
+//   build-bench/bench/bench_ingest [--impressions N] [--brokers B]
+//
+// Last line: one JSON object (docs/benchmarks.md).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "ingest/embedded_kafka.h"
+#include "ingest/joiner.h"
+#include "ingest/kafka_client.h"
+#include "ops/config.h"
+#include "ops/simulator.h"
+#include "store/kv_store.h"
+
+namespace {
+
+using freshet::Impression;
+using freshet::Label;
+using freshet::Status;
+using Steady = std::chrono::steady_clock;
+
+// The embedded (mock) cluster keeps at most ~5 MB or 100k messages per partition
+// and drops older segments past that: spread the events so nothing is dropped.
+constexpr int kPartitions = 8;
+
+double Seconds(Steady::time_point since) { return std::chrono::duration<double>(Steady::now() - since).count(); }
+
+struct Collector : freshet::ops::EventSink {
+  std::vector<std::pair<std::string, std::string>> impressions, labels;  // key, value
+  Status OnImpression(const Impression& i) override {
+    impressions.emplace_back(i.request_id(), i.SerializeAsString());
+    return Status::Ok();
+  }
+  Status OnLabel(const Label& l) override {
+    labels.emplace_back(l.request_id(), l.SerializeAsString());
+    return Status::Ok();
+  }
+};
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "bench_ingest: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+// One impression and one label of a kind no task uses, per partition, at `t`: every
+// partition's watermark passes every window (as tests/ingest FlushWatermarks does).
+Status ProduceFlush(freshet::ingest::KafkaProducer* producer, int64_t t) {
+  for (int p = 0; p < kPartitions; ++p) {
+    Impression i;
+    i.set_request_id("flush-" + std::to_string(p));
+    i.set_user_id(1);
+    i.set_item_id(1);
+    i.set_event_time_ms(t);
+    Label l;
+    l.set_request_id(i.request_id());
+    l.set_user_id(1);
+    l.set_item_id(1);
+    l.set_event_time_ms(t);
+    l.set_kind(freshet::LABEL_COLLECT);
+    l.set_value(1);
+    RETURN_IF_ERROR(producer->Produce("impressions", i.request_id(), i.SerializeAsString(), p));
+    RETURN_IF_ERROR(producer->Produce("labels", l.request_id(), l.SerializeAsString(), p));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t n = 150'000;
+  int brokers = 3;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--impressions") n = std::stoll(argv[i + 1]);
+    else if (flag == "--brokers") brokers = std::stoi(argv[i + 1]);
+    else return Fail(freshet::InvalidArgumentError("usage: bench_ingest [--impressions N] [--brokers B]"));
+  }
+  freshet::SetMinLogLevel(freshet::LogLevel::kWarning);
+  freshet::FreshetConfig config = freshet::ops::DefaultConfig();
+
+  // Events: n impressions at 10k/s and all their labels, ending well before now (the
+  // decoder rejects event times in the future) with room for the longest window.
+  const int64_t now = freshet::Clock::Real()->NowMs();
+  const int64_t span_ms = n / 10 + 3'600'000;
+  const int64_t start = now - span_ms - 600'000;
+  freshet::SimulatorConfig sc = config.simulator();
+  sc.set_max_impressions(n);
+  sc.set_impressions_per_second(10'000);
+  Collector events;
+  freshet::ops::TrafficSimulator sim(sc, start);
+  if (Status s = sim.AdvanceTo(start + span_ms, &events); !s.ok()) return Fail(s);
+  const size_t impressions = events.impressions.size();
+  const size_t total = impressions + events.labels.size() + 2 * kPartitions;
+  std::printf("generated impressions=%zu labels=%zu (+%d flush events)\n", impressions, events.labels.size(),
+              2 * kPartitions);
+
+  auto kafka = freshet::ingest::EmbeddedKafka::Start(brokers);
+  if (!kafka.ok()) return Fail(kafka.status());
+  for (const char* t : {"impressions", "labels", "samples", "deadletter"}) {
+    if (Status s = (*kafka)->CreateTopic(t, kPartitions); !s.ok()) return Fail(s);
+  }
+  {
+    freshet::ingest::KafkaProducer::Options popt;
+    popt.bootstrap_servers = (*kafka)->bootstrap();
+    auto producer = freshet::ingest::KafkaProducer::Create(popt);
+    if (!producer.ok()) return Fail(producer.status());
+    auto t_fill = Steady::now();
+    for (auto& [k, v] : events.impressions) if (Status s = (*producer)->Produce("impressions", k, v); !s.ok()) return Fail(s);
+    for (auto& [k, v] : events.labels) if (Status s = (*producer)->Produce("labels", k, v); !s.ok()) return Fail(s);
+    if (Status s = ProduceFlush(producer->get(), now - 60'000); !s.ok()) return Fail(s);
+    if (Status s = (*producer)->Flush(120'000); !s.ok()) return Fail(s);
+    std::printf("pre-filled %zu events in %.2fs\n", total, Seconds(t_fill));
+  }
+  events = Collector();  // free the copies
+
+  // (1) Raw consume: the same topics, no processing.
+  double raw_s = 0;
+  {
+    freshet::ingest::KafkaConsumer::Options copt;
+    copt.bootstrap_servers = (*kafka)->bootstrap();
+    copt.group_id = "bench-raw";
+    auto consumer = freshet::ingest::KafkaConsumer::Create(copt);
+    if (!consumer.ok()) return Fail(consumer.status());
+    if (Status s = (*consumer)->Subscribe({"impressions", "labels"}); !s.ok()) return Fail(s);
+    size_t got = 0;
+    Steady::time_point t0, last_print = Steady::now();
+    const auto raw_deadline = Steady::now() + std::chrono::minutes(2);
+    while (got < total) {
+      if (Steady::now() > raw_deadline) {
+        return Fail(freshet::DeadlineExceededError("raw consumer read " + std::to_string(got) + " of " +
+                                                   std::to_string(total) + " events in 2 min (partition too big for"
+                                                   " the embedded cluster's retention?)"));
+      }
+      auto m = (*consumer)->Poll(1000);
+      if (!m.ok()) return Fail(m.status());
+      if (!m->has_value()) continue;
+      if (got++ == 0) t0 = Steady::now();
+      if (Seconds(last_print) >= 1.0) {
+        last_print = Steady::now();
+        std::printf("  raw: %zu/%zu events, %.0f events/s\n", got, total, got / Seconds(t0));
+        std::fflush(stdout);
+      }
+    }
+    raw_s = Seconds(t0);
+    std::printf("raw consume: %zu events in %.2fs: %.0f events/s\n", total, raw_s, total / raw_s);
+  }
+
+  // (2) The joiner, its own group and store.
+  const auto dir = std::filesystem::temp_directory_path() / ("freshet_bench_ingest_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  double joiner_s = 0;
+  uint64_t samples = 0, deadletters = 0, checkpoints = 0;
+  {
+    freshet::store::KvStore::Options sopt;
+    sopt.path = dir.string();
+    sopt.families = freshet::ingest::Joiner::StoreFamilies();
+    sopt.sync_writes = config.store().sync_writes();
+    auto store = freshet::store::KvStore::Open(sopt);
+    if (!store.ok()) return Fail(store.status());
+    config.mutable_kafka()->set_partitions(kPartitions);
+    freshet::MetricsRegistry metrics;
+    freshet::ingest::Joiner::Options jopt;
+    jopt.config = config;
+    jopt.bootstrap_servers = (*kafka)->bootstrap();
+    jopt.store = store->get();
+    jopt.metrics = &metrics;
+    auto joiner = freshet::ingest::Joiner::Create(jopt);
+    if (!joiner.ok()) return Fail(joiner.status());
+    if (Status s = (*joiner)->Start(); !s.ok()) return Fail(s);
+    Steady::time_point t0, last_print = Steady::now();
+    bool started = false;
+    const auto deadline = Steady::now() + std::chrono::minutes(10);
+    while (true) {
+      const auto before = Steady::now();
+      if (Status s = (*joiner)->RunOnce(started ? 100 : 10); !s.ok()) return Fail(s);
+      const auto st = (*joiner)->stats();
+      if (!started && st.events > 0) {
+        started = true;
+        t0 = before;  // the call that read the first message
+      }
+      if (st.events >= total && st.samples >= impressions) break;
+      if (Steady::now() > deadline) return Fail(freshet::DeadlineExceededError("joiner did not finish in 10 min"));
+      if (started && Seconds(last_print) >= 1.0) {
+        last_print = Steady::now();
+        std::printf("  joiner: %lu/%zu events, %lu/%zu samples, %.0f events/s\n", st.events, total, st.samples,
+                    impressions, st.events / Seconds(t0));
+        std::fflush(stdout);
+      }
+    }
+    if (Status s = (*joiner)->Checkpoint(); !s.ok()) return Fail(s);  // flushes: samples delivered
+    joiner_s = Seconds(t0);
+    const auto st = (*joiner)->stats();
+    samples = st.samples;
+    deadletters = st.deadletters;
+    checkpoints = st.checkpoints;
+    std::printf("joiner: %zu events -> %lu samples (%lu dead letters, %lu checkpoints) in %.2fs: %.0f events/s\n",
+                total, samples, deadletters, checkpoints, joiner_s, total / joiner_s);
+    if (Status s = (*joiner)->Stop(); !s.ok()) return Fail(s);
+  }
+  std::filesystem::remove_all(dir);
+
+  const double rate = total / joiner_s, raw = total / raw_s;
+  freshet::JsonWriter w;
+  w.BeginObject()
+      .Key("bench").String("ingest")
+      .Key("metric").String("events_per_s")
+      .Key("value").Double(rate)
+      .Key("unit").String("events/s")
+      .Key("baseline").String("raw_consume")
+      .Key("baseline_value").Double(raw)
+      .Key("ratio").Double(rate / raw)
+      .Key("events").Int(static_cast<int64_t>(total))
+      .Key("impressions").Int(static_cast<int64_t>(impressions))
+      .Key("samples").Int(static_cast<int64_t>(samples))
+      .EndObject();
+  std::printf("%s\n", w.str().c_str());
+  return 0;
+}
