@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "bench/bench_util.h"
 #include "common/json.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -32,6 +33,10 @@
 
 namespace {
 
+using freshet::bench::Collector;
+using freshet::bench::Fail;
+using freshet::bench::Seconds;
+
 using freshet::Impression;
 using freshet::Label;
 using freshet::Status;
@@ -41,24 +46,6 @@ using Steady = std::chrono::steady_clock;
 // and drops older segments past that: spread the events so nothing is dropped.
 constexpr int kPartitions = 8;
 
-double Seconds(Steady::time_point since) { return std::chrono::duration<double>(Steady::now() - since).count(); }
-
-struct Collector : freshet::ops::EventSink {
-  std::vector<std::pair<std::string, std::string>> impressions, labels;  // key, value
-  Status OnImpression(const Impression& i) override {
-    impressions.emplace_back(i.request_id(), i.SerializeAsString());
-    return Status::Ok();
-  }
-  Status OnLabel(const Label& l) override {
-    labels.emplace_back(l.request_id(), l.SerializeAsString());
-    return Status::Ok();
-  }
-};
-
-int Fail(const Status& s) {
-  std::fprintf(stderr, "bench_ingest: %s\n", s.ToString().c_str());
-  return 1;
-}
 
 // One impression and one label of a kind no task uses, per partition, at `t`: every
 // partition's watermark passes every window (as tests/ingest FlushWatermarks does).
@@ -91,7 +78,7 @@ int main(int argc, char** argv) {
     const std::string flag = argv[i];
     if (flag == "--impressions") n = std::stoll(argv[i + 1]);
     else if (flag == "--brokers") brokers = std::stoi(argv[i + 1]);
-    else return Fail(freshet::InvalidArgumentError("usage: bench_ingest [--impressions N] [--brokers B]"));
+    else return Fail("bench_ingest", freshet::InvalidArgumentError("usage: bench_ingest [--impressions N] [--brokers B]"));
   }
   freshet::SetMinLogLevel(freshet::LogLevel::kWarning);
   freshet::FreshetConfig config = freshet::ops::DefaultConfig();
@@ -106,27 +93,27 @@ int main(int argc, char** argv) {
   sc.set_impressions_per_second(10'000);
   Collector events;
   freshet::ops::TrafficSimulator sim(sc, start);
-  if (Status s = sim.AdvanceTo(start + span_ms, &events); !s.ok()) return Fail(s);
+  if (Status s = sim.AdvanceTo(start + span_ms, &events); !s.ok()) return Fail("bench_ingest", s);
   const size_t impressions = events.impressions.size();
   const size_t total = impressions + events.labels.size() + 2 * kPartitions;
   std::printf("generated impressions=%zu labels=%zu (+%d flush events)\n", impressions, events.labels.size(),
               2 * kPartitions);
 
   auto kafka = freshet::ingest::EmbeddedKafka::Start(brokers);
-  if (!kafka.ok()) return Fail(kafka.status());
+  if (!kafka.ok()) return Fail("bench_ingest", kafka.status());
   for (const char* t : {"impressions", "labels", "samples", "deadletter"}) {
-    if (Status s = (*kafka)->CreateTopic(t, kPartitions); !s.ok()) return Fail(s);
+    if (Status s = (*kafka)->CreateTopic(t, kPartitions); !s.ok()) return Fail("bench_ingest", s);
   }
   {
     freshet::ingest::KafkaProducer::Options popt;
     popt.bootstrap_servers = (*kafka)->bootstrap();
     auto producer = freshet::ingest::KafkaProducer::Create(popt);
-    if (!producer.ok()) return Fail(producer.status());
+    if (!producer.ok()) return Fail("bench_ingest", producer.status());
     auto t_fill = Steady::now();
-    for (auto& [k, v] : events.impressions) if (Status s = (*producer)->Produce("impressions", k, v); !s.ok()) return Fail(s);
-    for (auto& [k, v] : events.labels) if (Status s = (*producer)->Produce("labels", k, v); !s.ok()) return Fail(s);
-    if (Status s = ProduceFlush(producer->get(), now - 60'000); !s.ok()) return Fail(s);
-    if (Status s = (*producer)->Flush(120'000); !s.ok()) return Fail(s);
+    for (auto& [k, v] : events.impressions) if (Status s = (*producer)->Produce("impressions", k, v); !s.ok()) return Fail("bench_ingest", s);
+    for (auto& [k, v] : events.labels) if (Status s = (*producer)->Produce("labels", k, v); !s.ok()) return Fail("bench_ingest", s);
+    if (Status s = ProduceFlush(producer->get(), now - 60'000); !s.ok()) return Fail("bench_ingest", s);
+    if (Status s = (*producer)->Flush(120'000); !s.ok()) return Fail("bench_ingest", s);
     std::printf("pre-filled %zu events in %.2fs\n", total, Seconds(t_fill));
   }
   events = Collector();  // free the copies
@@ -138,19 +125,19 @@ int main(int argc, char** argv) {
     copt.bootstrap_servers = (*kafka)->bootstrap();
     copt.group_id = "bench-raw";
     auto consumer = freshet::ingest::KafkaConsumer::Create(copt);
-    if (!consumer.ok()) return Fail(consumer.status());
-    if (Status s = (*consumer)->Subscribe({"impressions", "labels"}); !s.ok()) return Fail(s);
+    if (!consumer.ok()) return Fail("bench_ingest", consumer.status());
+    if (Status s = (*consumer)->Subscribe({"impressions", "labels"}); !s.ok()) return Fail("bench_ingest", s);
     size_t got = 0;
     Steady::time_point t0, last_print = Steady::now();
     const auto raw_deadline = Steady::now() + std::chrono::minutes(2);
     while (got < total) {
       if (Steady::now() > raw_deadline) {
-        return Fail(freshet::DeadlineExceededError("raw consumer read " + std::to_string(got) + " of " +
+        return Fail("bench_ingest", freshet::DeadlineExceededError("raw consumer read " + std::to_string(got) + " of " +
                                                    std::to_string(total) + " events in 2 min (partition too big for"
                                                    " the embedded cluster's retention?)"));
       }
       auto m = (*consumer)->Poll(1000);
-      if (!m.ok()) return Fail(m.status());
+      if (!m.ok()) return Fail("bench_ingest", m.status());
       if (!m->has_value()) continue;
       if (got++ == 0) t0 = Steady::now();
       if (Seconds(last_print) >= 1.0) {
@@ -174,7 +161,7 @@ int main(int argc, char** argv) {
     sopt.families = freshet::ingest::Joiner::StoreFamilies();
     sopt.sync_writes = config.store().sync_writes();
     auto store = freshet::store::KvStore::Open(sopt);
-    if (!store.ok()) return Fail(store.status());
+    if (!store.ok()) return Fail("bench_ingest", store.status());
     config.mutable_kafka()->set_partitions(kPartitions);
     freshet::MetricsRegistry metrics;
     freshet::ingest::Joiner::Options jopt;
@@ -183,21 +170,21 @@ int main(int argc, char** argv) {
     jopt.store = store->get();
     jopt.metrics = &metrics;
     auto joiner = freshet::ingest::Joiner::Create(jopt);
-    if (!joiner.ok()) return Fail(joiner.status());
-    if (Status s = (*joiner)->Start(); !s.ok()) return Fail(s);
+    if (!joiner.ok()) return Fail("bench_ingest", joiner.status());
+    if (Status s = (*joiner)->Start(); !s.ok()) return Fail("bench_ingest", s);
     Steady::time_point t0, last_print = Steady::now();
     bool started = false;
     const auto deadline = Steady::now() + std::chrono::minutes(10);
     while (true) {
       const auto before = Steady::now();
-      if (Status s = (*joiner)->RunOnce(started ? 100 : 10); !s.ok()) return Fail(s);
+      if (Status s = (*joiner)->RunOnce(started ? 100 : 10); !s.ok()) return Fail("bench_ingest", s);
       const auto st = (*joiner)->stats();
       if (!started && st.events > 0) {
         started = true;
         t0 = before;  // the call that read the first message
       }
       if (st.events >= total && st.samples >= impressions) break;
-      if (Steady::now() > deadline) return Fail(freshet::DeadlineExceededError("joiner did not finish in 10 min"));
+      if (Steady::now() > deadline) return Fail("bench_ingest", freshet::DeadlineExceededError("joiner did not finish in 10 min"));
       if (started && Seconds(last_print) >= 1.0) {
         last_print = Steady::now();
         std::printf("  joiner: %lu/%zu events, %lu/%zu samples, %.0f events/s\n", st.events, total, st.samples,
@@ -205,7 +192,7 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
     }
-    if (Status s = (*joiner)->Checkpoint(); !s.ok()) return Fail(s);  // flushes: samples delivered
+    if (Status s = (*joiner)->Checkpoint(); !s.ok()) return Fail("bench_ingest", s);  // flushes: samples delivered
     joiner_s = Seconds(t0);
     const auto st = (*joiner)->stats();
     samples = st.samples;
@@ -213,7 +200,7 @@ int main(int argc, char** argv) {
     checkpoints = st.checkpoints;
     std::printf("joiner: %zu events -> %lu samples (%lu dead letters, %lu checkpoints) in %.2fs: %.0f events/s\n",
                 total, samples, deadletters, checkpoints, joiner_s, total / joiner_s);
-    if (Status s = (*joiner)->Stop(); !s.ok()) return Fail(s);
+    if (Status s = (*joiner)->Stop(); !s.ok()) return Fail("bench_ingest", s);
   }
   std::filesystem::remove_all(dir);
 

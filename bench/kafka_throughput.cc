@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <string>
 
+#include "bench/bench_util.h"
 #include "common/json.h"
 #include "common/logging.h"
 #include "ingest/embedded_kafka.h"
@@ -22,33 +23,16 @@
 
 namespace {
 
+using freshet::bench::Collector;
+using freshet::bench::Fail;
+using freshet::bench::Seconds;
+
 constexpr int kPartitions = 8;
 
 using freshet::Impression;
 using freshet::Label;
 using freshet::Status;
 
-double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
-// Collects serialized events so production is timed without the simulator's cost.
-struct Collector : freshet::ops::EventSink {
-  std::vector<std::pair<std::string, std::string>> impressions, labels;  // key, value
-  Status OnImpression(const Impression& i) override {
-    impressions.emplace_back(i.request_id(), i.SerializeAsString());
-    return Status::Ok();
-  }
-  Status OnLabel(const Label& l) override {
-    labels.emplace_back(l.request_id(), l.SerializeAsString());
-    return Status::Ok();
-  }
-};
-
-int Fail(const Status& s) {
-  std::fprintf(stderr, "bench_kafka_throughput: %s\n", s.ToString().c_str());
-  return 1;
-}
 
 }  // namespace
 
@@ -64,7 +48,7 @@ int main(int argc, char** argv) {
   Collector events;
   auto t_gen = std::chrono::steady_clock::now();
   freshet::ops::TrafficSimulator sim(sc, 1'700'000'000'000);
-  if (Status s = sim.AdvanceTo(1'700'000'000'000 + n / 10 + 3'600'000, &events); !s.ok()) return Fail(s);
+  if (Status s = sim.AdvanceTo(1'700'000'000'000 + n / 10 + 3'600'000, &events); !s.ok()) return Fail("bench_kafka_throughput", s);
   const double gen_s = Seconds(t_gen);
   const size_t total = events.impressions.size() + events.labels.size();
   size_t bytes = 0;
@@ -73,19 +57,19 @@ int main(int argc, char** argv) {
               events.labels.size(), static_cast<double>(bytes) / total, gen_s, total / gen_s);
 
   auto kafka = freshet::ingest::EmbeddedKafka::Start(3);
-  if (!kafka.ok()) return Fail(kafka.status());
+  if (!kafka.ok()) return Fail("bench_kafka_throughput", kafka.status());
   for (const char* t : {"impressions", "labels"}) {
-    if (Status s = (*kafka)->CreateTopic(t, kPartitions); !s.ok()) return Fail(s);
+    if (Status s = (*kafka)->CreateTopic(t, kPartitions); !s.ok()) return Fail("bench_kafka_throughput", s);
   }
   freshet::ingest::KafkaProducer::Options popt;
   popt.bootstrap_servers = (*kafka)->bootstrap();
   auto producer = freshet::ingest::KafkaProducer::Create(popt);
-  if (!producer.ok()) return Fail(producer.status());
+  if (!producer.ok()) return Fail("bench_kafka_throughput", producer.status());
 
   auto t_produce = std::chrono::steady_clock::now();
-  for (auto& [k, v] : events.impressions) if (Status s = (*producer)->Produce("impressions", k, v); !s.ok()) return Fail(s);
-  for (auto& [k, v] : events.labels) if (Status s = (*producer)->Produce("labels", k, v); !s.ok()) return Fail(s);
-  if (Status s = (*producer)->Flush(60'000); !s.ok()) return Fail(s);
+  for (auto& [k, v] : events.impressions) if (Status s = (*producer)->Produce("impressions", k, v); !s.ok()) return Fail("bench_kafka_throughput", s);
+  for (auto& [k, v] : events.labels) if (Status s = (*producer)->Produce("labels", k, v); !s.ok()) return Fail("bench_kafka_throughput", s);
+  if (Status s = (*producer)->Flush(60'000); !s.ok()) return Fail("bench_kafka_throughput", s);
   const double produce_s = Seconds(t_produce);
   std::printf("produced %zu events in %.2fs: %.0f events/s, %.1f MB/s (idempotent, acks=all, 3 brokers, 8 partitions)\n", total,
               produce_s, total / produce_s, bytes / produce_s / 1e6);
@@ -94,18 +78,18 @@ int main(int argc, char** argv) {
   copt.bootstrap_servers = (*kafka)->bootstrap();
   copt.group_id = "bench";
   auto consumer = freshet::ingest::KafkaConsumer::Create(copt);
-  if (!consumer.ok()) return Fail(consumer.status());
-  if (Status s = (*consumer)->Subscribe({"impressions", "labels"}); !s.ok()) return Fail(s);
+  if (!consumer.ok()) return Fail("bench_kafka_throughput", consumer.status());
+  if (Status s = (*consumer)->Subscribe({"impressions", "labels"}); !s.ok()) return Fail("bench_kafka_throughput", s);
   size_t got = 0;
   // The first group join takes ~3 s; time from the first message on.
   std::chrono::steady_clock::time_point t_consume;
   auto last_message = std::chrono::steady_clock::now();
   while (got < total) {
     auto m = (*consumer)->Poll(1000);
-    if (!m.ok()) return Fail(m.status());
+    if (!m.ok()) return Fail("bench_kafka_throughput", m.status());
     if (!m->has_value()) {
       if (Seconds(last_message) > 30) {
-        return Fail(freshet::DataLossError(
+        return Fail("bench_kafka_throughput", freshet::DataLossError(
             "consumed " + std::to_string(got) + " of " + std::to_string(total) +
             " events, then nothing for 30 s: the embedded cluster trimmed its per-partition log; use fewer --events"));
       }
