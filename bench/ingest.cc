@@ -27,6 +27,7 @@
 #include "ingest/embedded_kafka.h"
 #include "ingest/joiner.h"
 #include "ingest/kafka_client.h"
+#include "ingest/watermark_flush.h"
 #include "ops/config.h"
 #include "ops/simulator.h"
 #include "store/kv_store.h"
@@ -46,28 +47,6 @@ using Steady = std::chrono::steady_clock;
 // and drops older segments past that: spread the events so nothing is dropped.
 constexpr int kPartitions = 8;
 
-
-// One impression and one label of a kind no task uses, per partition, at `t`: every
-// partition's watermark passes every window (as tests/ingest FlushWatermarks does).
-Status ProduceFlush(freshet::ingest::KafkaProducer* producer, int64_t t) {
-  for (int p = 0; p < kPartitions; ++p) {
-    Impression i;
-    i.set_request_id("flush-" + std::to_string(p));
-    i.set_user_id(1);
-    i.set_item_id(1);
-    i.set_event_time_ms(t);
-    Label l;
-    l.set_request_id(i.request_id());
-    l.set_user_id(1);
-    l.set_item_id(1);
-    l.set_event_time_ms(t);
-    l.set_kind(freshet::LABEL_COLLECT);
-    l.set_value(1);
-    RETURN_IF_ERROR(producer->Produce("impressions", i.request_id(), i.SerializeAsString(), p));
-    RETURN_IF_ERROR(producer->Produce("labels", l.request_id(), l.SerializeAsString(), p));
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -112,8 +91,12 @@ int main(int argc, char** argv) {
     auto t_fill = Steady::now();
     for (auto& [k, v] : events.impressions) if (Status s = (*producer)->Produce("impressions", k, v); !s.ok()) return Fail("bench_ingest", s);
     for (auto& [k, v] : events.labels) if (Status s = (*producer)->Produce("labels", k, v); !s.ok()) return Fail("bench_ingest", s);
-    if (Status s = ProduceFlush(producer->get(), now - 60'000); !s.ok()) return Fail("bench_ingest", s);
     if (Status s = (*producer)->Flush(120'000); !s.ok()) return Fail("bench_ingest", s);
+    // Close every window so each impression yields its sample within the run.
+    freshet::KafkaConfig topics = config.kafka();
+    if (Status s = freshet::ingest::ProduceWatermarkFlush(producer->get(), topics, kPartitions, now - 60'000); !s.ok()) {
+      return Fail("bench_ingest", s);
+    }
     std::printf("pre-filled %zu events in %.2fs\n", total, Seconds(t_fill));
   }
   events = Collector();  // free the copies

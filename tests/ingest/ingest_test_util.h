@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "ingest/kafka_client.h"
+#include "ingest/watermark_flush.h"
 #include "ops/simulator.h"
 #include "schemas/config.pb.h"
 #include "schemas/events.pb.h"
@@ -28,26 +29,9 @@ class RecordingSink : public ops::EventSink {
     ++label_count;
     return producer_->Produce(kafka_.labels_topic(), l.request_id(), l.SerializeAsString());
   }
-  // One impression and one unused-kind label per partition, `t` ms event time, so
-  // every partition's watermark passes every window. Their ids start with "flush-".
+  // Closes every window: see ingest/watermark_flush.h.
   Status FlushWatermarks(int partitions, int64_t t) {
-    for (int p = 0; p < partitions; ++p) {
-      Impression i;
-      i.set_request_id("flush-" + std::to_string(p));
-      i.set_user_id(1);
-      i.set_item_id(1);
-      i.set_event_time_ms(t);
-      Label l;
-      l.set_request_id(i.request_id());
-      l.set_user_id(1);
-      l.set_item_id(1);
-      l.set_event_time_ms(t);
-      l.set_kind(LABEL_COLLECT);
-      l.set_value(1);
-      RETURN_IF_ERROR(producer_->Produce(kafka_.impressions_topic(), i.request_id(), i.SerializeAsString(), p));
-      RETURN_IF_ERROR(producer_->Produce(kafka_.labels_topic(), l.request_id(), l.SerializeAsString(), p));
-    }
-    return producer_->Flush(10000);
+    return ProduceWatermarkFlush(producer_, kafka_, partitions, t);
   }
 
   std::vector<Impression> impressions;
