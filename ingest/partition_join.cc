@@ -297,15 +297,14 @@ void PartitionJoin::CloseWindow(const std::string& rid, JoinRecord* rec, std::ve
     rec->mutable_impression()->clear_dense();
   }
   if (config_.correction_horizon_ms() <= 0) {
-    ForgetRecord(rid, *rec);
+    ForgetRecord(rid);
     return;
   }
   drop_queue_.emplace(rec->impression().event_time_ms() + rules_->max_window_ms() + config_.correction_horizon_ms(),
                       rid);
 }
 
-void PartitionJoin::ForgetRecord(const std::string& rid, const JoinRecord& rec) {
-  (void)rec;
+void PartitionJoin::ForgetRecord(const std::string& rid) {
   dirty_records_.insert(rid);
   records_.erase(rid);
 }
@@ -314,53 +313,45 @@ void PartitionJoin::Advance(std::vector<Sample>* out) {
   UpdateWatermark();
   const int64_t wm = watermark();
   if (wm == kNoTime) return;
-  while (!close_queue_.empty() && close_queue_.begin()->first <= wm) {
-    const std::string rid = close_queue_.begin()->second;
-    close_queue_.erase(close_queue_.begin());
-    auto it = records_.find(rid);
-    if (it != records_.end()) CloseWindow(rid, &it->second, out);
-  }
-  while (!drop_queue_.empty() && drop_queue_.begin()->first <= wm) {
-    const std::string rid = drop_queue_.begin()->second;
-    drop_queue_.erase(drop_queue_.begin());
-    auto it = records_.find(rid);
-    if (it != records_.end()) ForgetRecord(rid, it->second);
-  }
-  while (!orphan_queue_.empty() && orphan_queue_.begin()->first <= wm) {
-    const std::string rid = orphan_queue_.begin()->second;
-    orphan_queue_.erase(orphan_queue_.begin());
-    auto it = orphans_.find(rid);
-    if (it == orphans_.end()) continue;
-    for (const Label& l : it->second.labels()) probe_->OrphanExpired(l.kind());
-    orphan_count_ -= it->second.labels_size();
-    orphans_.erase(it);
-    dirty_orphans_.insert(rid);
-  }
+  while (!close_queue_.empty() && close_queue_.begin()->first <= wm) CloseEarliest(out);
+  while (!drop_queue_.empty() && drop_queue_.begin()->first <= wm) ForgetEarliest();
+  while (!orphan_queue_.empty() && orphan_queue_.begin()->first <= wm) ExpireEarliestOrphan();
+}
+
+void PartitionJoin::CloseEarliest(std::vector<Sample>* out) {
+  const std::string rid = close_queue_.begin()->second;
+  close_queue_.erase(close_queue_.begin());
+  auto it = records_.find(rid);
+  if (it != records_.end()) CloseWindow(rid, &it->second, out);
+}
+
+void PartitionJoin::ForgetEarliest() {
+  const std::string rid = drop_queue_.begin()->second;
+  drop_queue_.erase(drop_queue_.begin());
+  if (records_.count(rid)) ForgetRecord(rid);
+}
+
+void PartitionJoin::ExpireEarliestOrphan() {
+  const std::string rid = orphan_queue_.begin()->second;
+  orphan_queue_.erase(orphan_queue_.begin());
+  auto it = orphans_.find(rid);
+  if (it == orphans_.end()) return;
+  for (const Label& l : it->second.labels()) probe_->OrphanExpired(l.kind());
+  orphan_count_ -= it->second.labels_size();
+  orphans_.erase(it);
+  dirty_orphans_.insert(rid);
 }
 
 void PartitionJoin::ForceCloseOldest(int n, std::vector<Sample>* out) {
   for (int i = 0; i < n; ++i) {
     if (OverRecordBound() && !drop_queue_.empty()) {
-      const std::string rid = drop_queue_.begin()->second;
-      drop_queue_.erase(drop_queue_.begin());
-      auto it = records_.find(rid);
-      if (it != records_.end()) ForgetRecord(rid, it->second);
+      ForgetEarliest();
       probe_->RetentionEviction();
     } else if (OverRecordBound() && !close_queue_.empty()) {
-      const std::string rid = close_queue_.begin()->second;
-      close_queue_.erase(close_queue_.begin());
-      auto it = records_.find(rid);
-      if (it != records_.end()) CloseWindow(rid, &it->second, out);
+      CloseEarliest(out);
       probe_->ForcedClose();
     } else if (OverOrphanBound() && !orphan_queue_.empty()) {
-      const std::string rid = orphan_queue_.begin()->second;
-      orphan_queue_.erase(orphan_queue_.begin());
-      auto it = orphans_.find(rid);
-      if (it == orphans_.end()) continue;
-      for (const Label& l : it->second.labels()) probe_->OrphanExpired(l.kind());
-      orphan_count_ -= it->second.labels_size();
-      orphans_.erase(it);
-      dirty_orphans_.insert(rid);
+      ExpireEarliestOrphan();
     } else {
       return;
     }

@@ -136,7 +136,12 @@ class PartitionJoin {
   // Applies one label to an existing record; emits duplicates/corrections.
   void ApplyLabel(const std::string& rid, JoinRecord* rec, const Label& label, std::vector<Sample>* out);
   void CloseWindow(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out);
-  void ForgetRecord(const std::string& rid, const JoinRecord& rec);
+  void ForgetRecord(const std::string& rid);
+  // Each pops the earliest entry of its queue and acts on it: close the window, forget
+  // the closed record, or expire the orphan labels.
+  void CloseEarliest(std::vector<Sample>* out);
+  void ForgetEarliest();
+  void ExpireEarliestOrphan();
   // Task values as observed now. include_late: also labels outside the task's window.
   struct TaskValues {
     std::vector<float> value;
