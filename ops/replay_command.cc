@@ -3,6 +3,9 @@
 // Kafka cluster, keyed by request_id, at --speed seconds of event time per wall
 // second (0: as fast as the producer takes them). Prints progress every few seconds
 // and a summary with per-kind label counts. SIGINT/SIGTERM: flush and summarize.
+// At the end of the log it writes a watermark flush (ingest/watermark_flush.h) past
+// the longest task window, so the joiner closes the last windows instead of holding
+// them until newer events arrive; --no-flush leaves them open (to append another log).
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -14,6 +17,8 @@
 #include "common/signals.h"
 #include "ingest/kafka_client.h"
 #include "ingest/kuairand_replay.h"
+#include "ingest/task_rules.h"
+#include "ingest/watermark_flush.h"
 #include "ops/command_util.h"
 #include "ops/commands.h"
 #include "ops/kafka_event_sink.h"
@@ -24,10 +29,11 @@ namespace {
 constexpr int64_t kProgressIntervalMs = 5000;
 constexpr int64_t kFastStepMs = 10 * 60 * 1000;  // event time per AdvanceTo at --speed 0
 constexpr const char* kReplayUsage =
-    "usage: freshet replay kuairand --log PATH [--speed N] [--kafka HOST:PORT] [--config FILE]\n"
+    "usage: freshet replay kuairand --log PATH [--speed N] [--no-flush] [--kafka HOST:PORT] [--config FILE]\n"
     "  --log    log_standard_*_pure.csv.gz; user_features_pure.csv.gz and\n"
     "           video_features_basic_pure.csv.gz are read from the same folder\n"
-    "  --speed  seconds of event time per wall second; 0 (default) = as fast as possible\n";
+    "  --speed  seconds of event time per wall second; 0 (default) = as fast as possible\n"
+    "  --no-flush  at the end of the log, do not move the watermark past the last windows\n";
 
 std::string FormatEventTime(int64_t ms) {
   const time_t secs = static_cast<time_t>(ms / 1000);
@@ -46,7 +52,7 @@ int ReplayCommand(const std::vector<std::string>& args) {
                  args.empty() ? "missing dataset" : ("unknown dataset '" + args[0] + "'").c_str(), kReplayUsage);
     return 2;
   }
-  auto setup = SetUpCommand("replay", {args.begin() + 1, args.end()}, {"kafka", "log", "speed"}, {});
+  auto setup = SetUpCommand("replay", {args.begin() + 1, args.end()}, {"kafka", "log", "speed"}, {"no-flush"});
   if (!setup) return 2;
   const FreshetConfig& config = setup->config;
   const KafkaConfig& kc = config.kafka();
@@ -153,13 +159,24 @@ int ReplayCommand(const std::vector<std::string>& args) {
     }
   }
   Status flushed = (*producer)->Flush(30000);
+  const bool complete = !stop.requested() && !r.NextEventMs();
+  std::string watermark = "not flushed";
+  if (flushed.ok() && complete && !setup->flags.Has("no-flush")) {
+    // Past the newest event by the longest window and the allowed lateness, so every
+    // window of the log closes and emits its sample.
+    auto rules = ingest::TaskRules::Create(config);
+    const int64_t t = position + (rules.ok() ? rules->max_window_ms() : 0) + config.ingest().allowed_lateness_ms() + 1;
+    StatusOr<int> partitions = (*producer)->PartitionCount(kc.impressions_topic());
+    flushed = partitions.ok() ? ingest::ProduceWatermarkFlush(producer->get(), kc, *partitions, t) : partitions.status();
+    if (flushed.ok()) watermark = "flushed to " + FormatEventTime(t);
+  }
   const double secs = std::max(1e-6, (clock->MonotonicUs() - wall_start_us) / 1e6);
   const auto& st = r.stats();
   std::printf("summary rows=%" PRIu64 " impressions=%" PRIu64 " labels=%" PRIu64 " malformed=%" PRIu64
               " out_of_order=%" PRIu64 " seconds=%.1f rows/s=%.0f events/s=%.0f delivered=%" PRIu64
-              " failed=%" PRIu64 " %s\n",
+              " failed=%" PRIu64 " watermark=\"%s\" %s\n",
               st.rows, st.impressions, st.labels, st.malformed_rows, st.out_of_order_rows, secs, st.rows / secs,
-              events() / secs, (*producer)->delivered(), (*producer)->failed(),
+              events() / secs, (*producer)->delivered(), (*producer)->failed(), watermark.c_str(),
               stop.requested() ? ("stopped: " + stop.reason()).c_str() : "complete");
   std::printf("summary labels:");
   for (const auto& [kind, n] : st.labels_by_kind) std::printf(" %s=%" PRIu64, LabelKind_Name(kind).c_str(), n);
