@@ -1,12 +1,12 @@
 # The two commands: `make run` and `make test`. Each installs what is missing,
-# configures and builds first. Other targets: build, bench, deps, clean.
+# configures and builds first. Other targets: build, bench, fuzz, deps, clean.
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: all deps configure build test run bench clean
+.PHONY: all deps configure build test run bench fuzz clean
 
 all: build
 
@@ -33,5 +33,15 @@ bench: build
 	@ops/install-deps.sh --bench
 	@bench/run_all.sh $(BUILD_DIR)
 
+# libFuzzer targets (tests/fuzz/), built with clang in build-fuzz/ and run for a
+# bounded time as the ctest label `fuzz`; not part of `make test`.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@command -v clang++ >/dev/null || { echo "make fuzz: clang++ not found; install it with: apt-get install clang" >&2; exit 1; }
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DFRESHET_FUZZ=ON -DFRESHET_CUDA=OFF -DFRESHET_BUILD_BENCH=OFF -DFRESHET_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
+	cd build-fuzz && ctest --output-on-failure -L fuzz
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-fuzz

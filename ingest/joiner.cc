@@ -195,7 +195,8 @@ Status Joiner::RunOnce(int poll_ms) {
 
 void Joiner::ApplyBackpressure() {
   const KafkaConfig& kc = options_.config.kafka();
-  for (auto& [p, join] : partitions_) {
+  for (auto& [partition, join] : partitions_) {
+    const int32_t p = partition;  // clang 14 cannot capture structured bindings in lambdas
     auto& [imp_paused, label_paused] = paused_[p];
     auto toggle = [&](bool* paused, bool over, bool below, const std::string& topic, const char* reason) {
       if (!*paused && over) {
@@ -387,7 +388,8 @@ std::string Joiner::StatusJson() const {
       .Key("last_checkpoint_ms").Int(last_checkpoint_ms_)
       .Key("error").String(error_.ok() ? "" : error_.ToString())
       .Key("partitions").BeginArray();
-  for (const auto& [p, join] : partitions_) {
+  for (const auto& [partition, join] : partitions_) {
+    const int32_t p = partition;  // captured below (see ApplyBackpressure)
     auto paused = paused_.find(p);
     auto lag = [&](const std::string& topic) {
       auto it = lag_.find({topic, p});

@@ -3,13 +3,31 @@
 
 #include <cstdio>
 
+#include <google/protobuf/stubs/logging.h>
+
+#include "common/clock.h"
 #include "common/logging.h"
 #include "ops/config.h"
 
 namespace freshet::ops {
 
+namespace {
+
+// libprotobuf logs an ERROR line per malformed string it parses; a flood of bad input
+// (which the decoder dead-letters anyway) would write one unbounded stderr line per
+// message. Its messages go through our logger instead, rate-limited.
+void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line, const std::string& message) {
+  static RateLimiter limiter(5000);
+  int64_t suppressed = 0;
+  if (level < google::protobuf::LOGLEVEL_WARNING || !limiter.Allow(Clock::Real()->NowMs(), &suppressed)) return;
+  LOG_WARNING("protobuf_log").Kv("message", message).Kv("file", file).Kv("line", line).Kv("suppressed", suppressed);
+}
+
+}  // namespace
+
 std::optional<CommandSetup> SetUpCommand(const std::string& name, const std::vector<std::string>& args,
                                          std::set<std::string> with_value, const std::set<std::string>& switches) {
+  google::protobuf::SetLogHandler(&ProtobufLog);
   with_value.insert("config");
   auto fail = [&](const Status& s) {
     std::fprintf(stderr, "freshet %s: %s\n", name.c_str(), s.message().c_str());
