@@ -36,6 +36,7 @@ StatusOr<std::unique_ptr<OnlineLearner>> OnlineLearner::Create(Options options) 
   lo.store = learner->options_.store;
   lo.metrics = learner->options_.metrics;
   lo.clock = learner->clock_;
+  lo.label_grace_ms = learner->options_.config.ingest().allowed_lateness_ms();
   ASSIGN_OR_RETURN(learner->loop_, TrainingLoop::Create(std::move(lo)));
   MetricsRegistry* m = learner->options_.metrics;
   BoundedQueue<SourceRecord>* q = &learner->queue_;

@@ -85,6 +85,7 @@ TrainingLoop::TrainingLoop(Options options)
             return specs;
           }(),
           static_cast<size_t>(std::max(1, options_.learner.eval_window()))),
+      scorer_(&evaluator_, {.tasks = options_.tasks, .grace_ms = options_.label_grace_ms}),
       dedup_(options_.learner.dedup_horizon_ms(), options_.learner.dedup_max_entries()),
       builder_(options_.learner.model(), static_cast<int>(options_.tasks.size()),
                TaskLayoutFingerprint(options_.tasks)) {}
@@ -159,7 +160,7 @@ Status TrainingLoop::Add(const SourceRecord& record) {
     return Status::Ok();
   }
   if (builder_.size() == 1) first_pending_ms_ = clock_->NowMs();
-  pending_users_.push_back(s.user_id());
+  pending_rows_.push_back({PrequentialScorer::RequestKey(s.request_id()), s.user_id(), s.event_time_ms(), s.origin()});
   pending_origins_.push_back(s.origin());
   pending_ids_.push_back(id);
   pending_set_.insert(id);
@@ -212,12 +213,9 @@ Status TrainingLoop::TrainPending() {
         }
       } else {
         last_step_ok_ = true;
-        const cpu::Mat<float>& pred = r->predictions;
-        for (int b = 0; b < batch.size; ++b)
-          for (int t = 0; t < static_cast<int>(tasks.size()); ++t)
-            if (batch.masks(b, t) != 0)
-              evaluator_.Add(t, pending_users_[b], pred(b, t), batch.labels(b, t), batch.weights(b, t));
+        scorer_.Score(pending_rows_, r->predictions, batch.labels, batch.masks, batch.weights);
         stream_time_ms_ = stamp;
+        scorer_.Advance(stream_time_ms_);
         for (int64_t emit : pending_emit_ms_) {
           newest_emit_ms_ = std::max(newest_emit_ms_, emit);
           if (emit > 0) probe_.Freshness(std::max<int64_t>(0, now_ms - emit) / 1000.0);
@@ -240,7 +238,7 @@ Status TrainingLoop::TrainPending() {
     }
     // Trained or refused, these samples are handled: a replay must not count them again.
     for (size_t i = 0; i < pending_ids_.size(); ++i) dedup_.Insert(pending_ids_[i], pending_event_ms_[i]);
-    pending_users_.clear();
+    pending_rows_.clear();
     pending_origins_.clear();
     pending_ids_.clear();
     pending_set_.clear();

@@ -9,7 +9,8 @@
 //   4. numerical guard: non-finite inputs, loss or gradients → the batch is not
 //      applied, counted with the offending tasks, logged rate-limited,
 //   5. trains one step (origin-dependent loss weights, origin_weights.h) and feeds
-//      the predictions made BEFORE the step to the PrequentialEvaluator,
+//      the predictions made BEFORE the step to the PrequentialEvaluator, through the
+//      PrequentialScorer (each impression scored once, against its eventual label),
 //   6. on timers: prequential metrics, expert diagnostics + warnings, embedding
 //      eviction, and a checkpoint (CheckpointStore: state + dedup + offsets, one
 //      WriteBatch) every learner.checkpoint_interval_ms.
@@ -47,6 +48,7 @@
 #include "learner/checkpoint_store.h"
 #include "learner/cpu/trainer.h"
 #include "learner/evaluator.h"
+#include "learner/prequential_scorer.h"
 #include "learner/learner_probe.h"
 #include "learner/sample_dedup.h"
 #include "learner/sample_source.h"
@@ -90,6 +92,9 @@ class TrainingLoop {
     store::KvStore* store = nullptr; // opened with CheckpointStore::Families(); null: no checkpoints
     MetricsRegistry* metrics = nullptr;  // required; outlives the loop
     Clock* clock = nullptr;          // nullptr: Clock::Real()
+    // Immediate-policy impressions are scored once their longest window plus this
+    // grace has passed in stream time (ingest.allowed_lateness_ms).
+    int64_t label_grace_ms = 5000;
   };
 
   // InvalidArgument for a model/task config the trainer refuses.
@@ -138,6 +143,7 @@ class TrainingLoop {
   std::unique_ptr<CheckpointStore> checkpoints_;
   LearnerProbe probe_;
   PrequentialEvaluator evaluator_;
+  PrequentialScorer scorer_;  // feeds evaluator_: each impression once (prequential_scorer.h)
   SampleDedup dedup_;
   BatchBuilder builder_;
   std::function<void(Batch*)> batch_hook_;
@@ -147,7 +153,7 @@ class TrainingLoop {
   std::atomic<int> pending_count_{0};
 
   // The pending partial batch, row-aligned with builder_.
-  std::vector<uint64_t> pending_users_;
+  std::vector<PrequentialScorer::Row> pending_rows_;  // what the scorer needs per pending sample
   std::vector<SampleOrigin> pending_origins_;
   std::vector<uint64_t> pending_ids_;
   std::vector<int64_t> pending_event_ms_;
