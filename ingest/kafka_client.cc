@@ -363,10 +363,10 @@ StatusOr<std::optional<KafkaMessage>> KafkaConsumer::Poll(int timeout_ms) {
   return std::optional<KafkaMessage>(std::move(out));
 }
 
-Status KafkaConsumer::Commit(const std::vector<TopicPartitionOffset>& offsets) {
+Status KafkaConsumer::Commit(const std::vector<TopicPartitionOffset>& offsets, bool async) {
   if (offsets.empty()) return Status::Ok();
   rd_kafka_topic_partition_list_t* list = ToList(offsets);
-  rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk, list, /*async=*/0);
+  rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk, list, async ? 1 : 0);
   Status result = err ? KafkaError("commit offsets", err) : Status::Ok();
   for (int i = 0; result.ok() && i < list->cnt; ++i) {
     if (list->elems[i].err) result = KafkaError("commit offset of " + std::string(list->elems[i].topic), list->elems[i].err);

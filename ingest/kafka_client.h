@@ -109,8 +109,11 @@ class KafkaConsumer {
   // Reads one message. nullopt on timeout. Transient broker errors are logged
   // (rate-limited) and read as a timeout; fatal ones return an error.
   StatusOr<std::optional<KafkaMessage>> Poll(int timeout_ms);
-  // Synchronously commits `offsets` (each the next offset to read).
-  Status Commit(const std::vector<TopicPartitionOffset>& offsets);
+  // Commits `offsets` (each the next offset to read). Synchronous by default: it
+  // waits for the group coordinator, and must not be called before this consumer has
+  // an assignment (during a group join it would wait on the join, which waits on
+  // this thread's next Poll). async: returns at once; errors are only logged.
+  Status Commit(const std::vector<TopicPartitionOffset>& offsets, bool async = false);
   // Commits message.offset + 1 for its partition.
   Status CommitMessage(const KafkaMessage& message);
   // The group's committed offsets for the current assignment.

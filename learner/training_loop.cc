@@ -272,7 +272,14 @@ Status TrainingLoop::Tick() {
     next_diagnostics_ms_ = now + options_.learner.diagnostics_interval_ms();
     if (last_step_ok_) RunDiagnostics();
   }
-  if (checkpoints_ && now >= next_checkpoint_ms_) RETURN_IF_ERROR(Checkpoint());
+  if (checkpoints_ && now >= next_checkpoint_ms_) {
+    // An idle learner has nothing new to save: the next checkpoint waits for work.
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool current = trained_offsets_ == checkpointed_offsets_;
+    lock.unlock();
+    if (current) next_checkpoint_ms_ = now + options_.learner.checkpoint_interval_ms();
+    else RETURN_IF_ERROR(Checkpoint());
+  }
   return Status::Ok();
 }
 
@@ -374,6 +381,7 @@ Status TrainingLoop::Checkpoint() {
   m.set_dense_crc32c(crc);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    checkpointed_offsets_ = trained_offsets_;
     for (const auto& [p, o] : trained_offsets_) {
       PartitionOffset* po = m.add_input_offsets();
       po->set_topic(options_.topic);
@@ -427,6 +435,7 @@ StatusOr<bool> TrainingLoop::Restore() {
     trained_offsets_.clear();
     for (const PartitionOffset& po : m.input_offsets())
       if (po.topic() == options_.topic) trained_offsets_[po.partition()] = po.offset();
+    checkpointed_offsets_ = trained_offsets_;
     checkpoint_version_ = m.version();
     checkpoint_time_ms_ = m.created_at_ms();
     checkpoint_step_ = static_cast<int64_t>(m.train_step());

@@ -13,7 +13,7 @@
 //      PrequentialScorer (each impression scored once, against its eventual label),
 //   6. on timers: prequential metrics, expert diagnostics + warnings, embedding
 //      eviction, and a checkpoint (CheckpointStore: state + dedup + offsets, one
-//      WriteBatch) every learner.checkpoint_interval_ms.
+//      WriteBatch) every learner.checkpoint_interval_ms, when there is new work.
 //
 // Offsets. trained_offsets() is, per partition, the next offset after the last
 // record whose effect is in the trained state (trained, or skipped as duplicate/bad).
@@ -174,6 +174,7 @@ class TrainingLoop {
 
   mutable std::mutex mu_;
   std::map<int32_t, int64_t> trained_offsets_;  // guarded by mu_
+  std::map<int32_t, int64_t> checkpointed_offsets_;  // of the newest checkpoint; guarded by mu_
   std::vector<TaskMetrics> task_metrics_;       // guarded by mu_
   double samples_per_s_ = 0;                    // guarded by mu_
   uint64_t checkpoint_version_ = 0;             // guarded by mu_

@@ -2,6 +2,8 @@
 // kafka_sample_source.h.
 #include "ops/kafka_sample_source.h"
 
+#include <set>
+
 #include "ingest/kafka_client.h"
 
 namespace freshet::ops {
@@ -52,11 +54,18 @@ class KafkaSampleSource : public learner::SampleSource {
     return std::optional<learner::SourceRecord>(std::move(r));
   }
 
+  // Advisory (lag tools read it; resuming uses the checkpoint's offsets), so it only
+  // covers partitions this member holds, and never blocks the polling thread: a
+  // synchronous commit issued while the group is still joining waits on the join,
+  // which waits on this thread's next Poll, and the member never gets its partitions.
   Status Commit(const std::vector<learner::SourceOffset>& offsets) override {
+    if (!consumer_) return Status::Ok();
+    std::set<int32_t> assigned;
+    for (const auto& tp : consumer_->Assignment()) assigned.insert(tp.partition);
     std::vector<ingest::TopicPartitionOffset> tps;
-    for (const auto& o : offsets) tps.push_back({config_.kafka().samples_topic(), o.partition, o.offset});
-    if (tps.empty() || !consumer_) return Status::Ok();
-    return consumer_->Commit(tps);
+    for (const auto& o : offsets)
+      if (assigned.count(o.partition) > 0) tps.push_back({config_.kafka().samples_topic(), o.partition, o.offset});
+    return consumer_->Commit(tps, /*async=*/true);
   }
 
   Status CheckReachable(int timeout_ms) override {
