@@ -119,5 +119,26 @@ TEST_F(OpsIntegrationTest, DataFeedHasFreshnessOfJoinedAndTrained) {
   EXPECT_NE(run_->transcript().find("progress   freshness p50/p99 over 5s: joined="), std::string::npos);
 }
 
+TEST_F(OpsIntegrationTest, OpsStatusShowsEveryComponentInOneTable) {
+  auto r = RunShell(std::string(FRESHET_BINARY_PATH) + " ops status --ingest " + ingest_ + " --learner " + learner_ +
+                    " --serving '' 2>&1");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("COMPONENT"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("ingest +" + ingest_ + " +up +ready +- +\\d+ msgs +joined [0-9.]+/[0-9.]+s")))
+      << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("learner +" + learner_ + " +up +ready +(ckpt \\d+|-) +- +trained [0-9.]+/[0-9.]+s")))
+      << r.output;
+}
+
+TEST_F(OpsIntegrationTest, OpsStatusNamesAnUnreachableDaemonAndExitsOne) {
+  auto r = RunShell(std::string(FRESHET_BINARY_PATH) + " ops status --ingest " + ingest_ + " --learner " + learner_ +
+                    " --serving 127.0.0.1:1 --window 0 2>&1");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("serving-0 +127\\.0\\.0\\.1:1 +DOWN"))) << r.output;
+  EXPECT_NE(r.output.find("freshet ops status: serving-0 at 127.0.0.1:1 unreachable:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("is `freshet serve` replica 0 running?"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("ingest +" + ingest_ + " +up +ready"))) << r.output;
+}
+
 }  // namespace
 }  // namespace freshet
