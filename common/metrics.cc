@@ -1,6 +1,7 @@
 // Metrics registry and Prometheus text rendering; see metrics.h.
 #include "common/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -106,22 +107,31 @@ uint64_t Histogram::CumulativeCount(size_t i) const {
 }
 
 double Histogram::Quantile(double q) const {
-  uint64_t n = Count();
+  std::vector<uint64_t> counts(bounds_.size() + 1);
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] = buckets_[i].load(std::memory_order_relaxed);
+  return BucketQuantile(bounds_, counts, q);
+}
+
+double BucketQuantile(const std::vector<double>& bounds, const std::vector<uint64_t>& counts, double q) {
+  CHECK(counts.size() == bounds.size() + 1) << "BucketQuantile: " << counts.size() << " counts for "
+                                            << bounds.size() << " bounds";
+  uint64_t n = 0;
+  for (uint64_t c : counts) n += c;
   if (n == 0) return std::numeric_limits<double>::quiet_NaN();
-  double rank = q * static_cast<double>(n);
+  const double rank = std::clamp(q, 0.0, 1.0) * static_cast<double>(n);
   uint64_t below = 0;
-  for (size_t i = 0; i <= bounds_.size(); ++i) {
-    uint64_t in_bucket = buckets_[i].load(std::memory_order_relaxed);
-    if (static_cast<double>(below + in_bucket) >= rank && in_bucket > 0) {
-      if (i == bounds_.size()) return bounds_.empty() ? 0.0 : bounds_.back();  // +Inf bucket
-      double lo = i == 0 ? std::min(0.0, bounds_[0]) : bounds_[i - 1];
-      double hi = bounds_[i];
-      double frac = (rank - static_cast<double>(below)) / static_cast<double>(in_bucket);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const uint64_t in_bucket = counts[i];
+    if (in_bucket > 0 && static_cast<double>(below + in_bucket) >= rank) {
+      if (i == bounds.size()) return bounds.empty() ? 0.0 : bounds.back();  // +Inf bucket
+      const double lo = i == 0 ? std::min(0.0, bounds[0]) : bounds[i - 1];
+      const double hi = bounds[i];
+      const double frac = (rank - static_cast<double>(below)) / static_cast<double>(in_bucket);
       return lo + (hi - lo) * frac;
     }
     below += in_bucket;
   }
-  return bounds_.empty() ? 0.0 : bounds_.back();
+  return bounds.empty() ? 0.0 : bounds.back();
 }
 
 std::vector<double> ExponentialBuckets(double start, double factor, int count) {
@@ -131,6 +141,8 @@ std::vector<double> ExponentialBuckets(double start, double factor, int count) {
   for (int i = 0; i < count; ++i, v *= factor) out.push_back(v);
   return out;
 }
+
+std::vector<double> FreshnessBuckets() { return ExponentialBuckets(0.005, std::sqrt(2.0), 36); }
 
 MetricsRegistry::Family* MetricsRegistry::FamilyFor(const std::string& name, const std::string& help,
                                                     Type type, const Labels& labels) {

@@ -73,6 +73,19 @@ class Histogram {
 // Exponential bucket bounds: start, start*factor, ... (count bounds).
 std::vector<double> ExponentialBuckets(double start, double factor, int count);
 
+// The bounds of freshet_freshness_seconds, shared by every stage and daemon so that
+// stages compare bucket for bucket and replicas' histograms add up: 5 ms to ~15 min,
+// factor sqrt(2) (a quantile estimate is within ~20 % of the truth).
+std::vector<double> FreshnessBuckets();
+
+// Quantile q in [0,1] of a histogram given as per-bucket (NOT cumulative) counts,
+// counts.size() == bounds.size() + 1 (the last is +Inf), interpolating linearly
+// inside the bucket as Prometheus' histogram_quantile does; a rank in the +Inf
+// bucket returns the highest bound. NaN when the counts sum to 0. Used on the
+// difference of two snapshots for a quantile over a time window (dashboard,
+// progress line).
+double BucketQuantile(const std::vector<double>& bounds, const std::vector<uint64_t>& counts, double q);
+
 class MetricsRegistry {
  public:
   MetricsRegistry() = default;

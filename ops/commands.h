@@ -14,5 +14,8 @@ int ConfigCommand(const std::vector<std::string>& args);  // print / validate co
 int IngestCommand(const std::vector<std::string>& args);  // the ingest daemon
 int LearnCommand(const std::vector<std::string>& args);   // the online learner daemon
 int ReplayCommand(const std::vector<std::string>& args);  // replay a real log into Kafka
+// `freshet ops status`: every daemon's health, version, lag, freshness (ops_status.cc).
+// `args` are the arguments after "status".
+int OpsStatusCommand(const std::vector<std::string>& args);
 
 }  // namespace freshet::ops

@@ -1,5 +1,6 @@
 // LearnerComponent: the online learner (learner/online_learner.h) with its RocksDB
-// store, metrics and admin server on admin.learner_port, as one unit. `freshet learn`
+// store, metrics, admin server on admin.learner_port and the freshness dashboard
+// (/dashboard, ops/dashboard.h) as one unit. `freshet learn`
 // runs one on its own; `freshet run` runs one as the pipeline's front door and adds
 // its own checks and status to the same admin server through `configure_admin`.
 //
@@ -8,11 +9,14 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/admin_http.h"
 #include "common/metrics.h"
 #include "learner/online_learner.h"
+#include "ops/dashboard.h"
 #include "schemas/config.pb.h"
 #include "store/kv_store.h"
 
@@ -28,7 +32,14 @@ class LearnerComponent {
     // Called before the admin server starts, with the component's server and
     // registry: add readiness checks, handlers, metrics, or replace /status.
     std::function<void(AdminServer*, MetricsRegistry*)> configure_admin;
+    // The other daemons the dashboard reads besides this learner. nullopt: ingest and
+    // the serving replicas at the config's admin ports (the multi-process layout;
+    // ports set to 0 are left out).
+    std::optional<std::vector<DashboardSource>> dashboard_peers;
   };
+
+  // The default dashboard peers for `config` (see Options::dashboard_peers).
+  static std::vector<DashboardSource> PeersFromConfig(const FreshetConfig& config);
 
   // Opens the store, creates and starts the learner (restoring its newest checkpoint)
   // and the admin server. Errors say what failed and what to do.
@@ -43,6 +54,8 @@ class LearnerComponent {
   learner::LearnerProgress Progress() const { return learner_->Progress(); }
   std::string StatusJson() const { return learner_->StatusJson(); }
   std::string admin_url() const { return admin_->url(); }
+  std::string dashboard_url() const { return admin_->url() + "/dashboard"; }
+  const Dashboard& dashboard() const { return *dashboard_; }
   MetricsRegistry* metrics() { return &metrics_; }
 
  private:
@@ -52,6 +65,7 @@ class LearnerComponent {
   std::unique_ptr<store::KvStore> store_;
   std::unique_ptr<learner::OnlineLearner> learner_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<Dashboard> dashboard_;
   bool stopped_ = false;
   Status result_;
 };

@@ -24,6 +24,9 @@ constexpr const char* kUsage =
     "  replay   replay a real log into the impressions/labels topics in event-time order:\n"
     "           `replay kuairand --log PATH [--speed N] [--kafka HOST:PORT] [--config FILE]`\n"
     "           (--speed N: N s of event time per wall second, 0 = as fast as possible)\n"
+    "  ops      operator tools: `ops status [--ingest HOST:PORT] [--learner HOST:PORT]\n"
+    "           [--serving HOST:PORT,...] [--window S] [--config FILE]`: every daemon's health,\n"
+    "           version, lag and freshness in one table (exit 1 when any is down)\n"
     "\n"
     "Every command accepts --config FILE (protobuf text format, see `freshet config\n"
     "--print-defaults`).\n";
@@ -43,6 +46,12 @@ int main(int argc, char** argv) {
   if (command == "ingest") return freshet::ops::IngestCommand(args);
   if (command == "learn") return freshet::ops::LearnCommand(args);
   if (command == "replay") return freshet::ops::ReplayCommand(args);
+  if (command == "ops" && !args.empty() && args[0] == "status")
+    return freshet::ops::OpsStatusCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+  if (command == "ops") {
+    std::fprintf(stderr, "freshet ops: give a subcommand: status\n\n%s", kUsage);
+    return 2;
+  }
   std::fprintf(stderr, "freshet: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -60,6 +60,23 @@ int64_t LongestWindowMs(const FreshetConfig& config) {
   return longest;
 }
 
+// " joined=0.41/1.20s trained=0.08/0.35s" over the last window_ms; "-" for a stage
+// without observations in the window.
+std::string FreshnessSummary(const Dashboard& dashboard, int64_t window_ms) {
+  std::string out;
+  for (const char* stage : {"joined", "trained"}) {
+    const Dashboard::Quantiles q = dashboard.RecentFreshness(stage, window_ms);
+    char buf[96];
+    if (q.count == 0) {
+      std::snprintf(buf, sizeof buf, " %s=-", stage);
+    } else {
+      std::snprintf(buf, sizeof buf, " %s=%.2f/%.2fs", stage, q.p50, q.p99);
+    }
+    out += buf;
+  }
+  return out;
+}
+
 struct Totals {
   uint64_t impressions = 0;
   uint64_t labels = 0;
@@ -189,6 +206,11 @@ int RunCommand(const std::vector<std::string>& args) {
   lopt.bootstrap = bootstrap;
   lopt.store_path = data_dir + "/learner";
   lopt.component = "freshet-run";
+  // The dashboard reads ingest at its actual address (--admin-port 0 picks ports);
+  // serving replicas join this list when `freshet run` starts them.
+  const std::string ingest_url = (*ingest)->admin_url();
+  lopt.dashboard_peers = std::vector<DashboardSource>{
+      HttpSource("ingest", ingest_url.substr(ingest_url.find("://") + 3))};
   LearnerComponent* learner_ptr = nullptr;  // set once Start returns; the status reads it
   lopt.configure_admin = [&](AdminServer* admin, MetricsRegistry* metrics) {
     admin->AddReadinessCheck("kafka", [&] { return (*producer)->CheckReachable(1000); });
@@ -215,6 +237,7 @@ int RunCommand(const std::vector<std::string>& args) {
   Counter* produce_errors = metrics.GetCounter("freshet_simulator_produce_errors_total", "Produce calls that failed and were retried");
   std::printf("freshet: admin %s (/metrics /status /readyz /config), learner %s\n", (*learner)->admin_url().c_str(),
               DescribeModel(config).c_str());
+  std::printf("freshet: dashboard %s\n", (*learner)->dashboard_url().c_str());
   std::printf("freshet: %s\n", learner::DescribeGpu(learner::QueryGpu()).c_str());
   std::printf("freshet: simulator seed=%" PRIu64 " rate=%.0f impressions/s users=%d items=%d\n",
               config.simulator().seed(), config.simulator().impressions_per_second(), config.simulator().num_users(),
@@ -267,6 +290,8 @@ int RunCommand(const std::vector<std::string>& args) {
                   trained.samples_per_s, static_cast<long long>(trained.samples_trained),
                   static_cast<long long>(trained.duplicates_skipped), static_cast<long long>(trained.skipped_batches),
                   auc.empty() ? " (none yet)" : auc.c_str());
+      std::printf("progress   freshness p50/p99 over %.0fs:%s\n", secs,
+                  FreshnessSummary((*learner)->dashboard(), kProgressIntervalMs).c_str());
       std::fflush(stdout);
       last = {st.impressions, st.labels, joined.samples};
       next_progress += kProgressIntervalMs;

@@ -49,6 +49,33 @@ TEST(MetricsTest, HistogramQuantileInterpolates) {
   EXPECT_DOUBLE_EQ(h.Quantile(1.0), 2.0);
 }
 
+TEST(MetricsTest, BucketQuantileOfAWindowIgnoresOlderObservations) {
+  // Bounds 1,2,3 + Inf. The window (difference of two snapshots) holds 10 values in
+  // (2, 3]; the cumulative histogram also holds 1000 older values in (0, 1].
+  const std::vector<double> bounds = {1, 2, 3};
+  const std::vector<uint64_t> before = {1000, 0, 0, 0};
+  const std::vector<uint64_t> after = {1000, 0, 10, 0};
+  std::vector<uint64_t> window(after.size());
+  for (size_t i = 0; i < after.size(); ++i) window[i] = after[i] - before[i];
+  EXPECT_DOUBLE_EQ(BucketQuantile(bounds, window, 0.5), 2.5);  // halfway through (2, 3]
+  EXPECT_DOUBLE_EQ(BucketQuantile(bounds, window, 0.99), 2.99);
+  EXPECT_LE(BucketQuantile(bounds, after, 0.5), 1.0);          // cumulative: dominated by the old values
+  EXPECT_TRUE(std::isnan(BucketQuantile(bounds, {0, 0, 0, 0}, 0.5)));
+  EXPECT_DOUBLE_EQ(BucketQuantile(bounds, {0, 0, 0, 4}, 0.5), 3.0);  // +Inf bucket: the highest bound
+}
+
+TEST(MetricsTest, FreshnessBucketsCoverMillisecondsToMinutes) {
+  const std::vector<double> b = FreshnessBuckets();
+  EXPECT_DOUBLE_EQ(b.front(), 0.005);
+  EXPECT_GT(b.back(), 600.0);  // a 10-minute label window still lands in a finite bucket
+  for (size_t i = 1; i < b.size(); ++i) EXPECT_NEAR(b[i] / b[i - 1], std::sqrt(2.0), 1e-9);
+  // A quantile from these buckets is within one bucket's width of the true value.
+  Histogram h(b);
+  for (int i = 1; i <= 1000; ++i) h.Observe(0.001 * i);  // uniform on (0, 1] s
+  EXPECT_NEAR(h.Quantile(0.5), 0.5, 0.5 * (std::sqrt(2.0) - 1));
+  EXPECT_NEAR(h.Quantile(0.99), 0.99, 0.99 * (std::sqrt(2.0) - 1));
+}
+
 TEST(MetricsTest, CollectorsRunBeforeRender) {
   MetricsRegistry r;
   Gauge* g = r.GetGauge("queue_depth", "depth");
