@@ -47,9 +47,10 @@ def main():
     ap.add_argument('--rows', type=int, default=60000)
     ap.add_argument('--out', default=os.path.join(ROOT, 'build', 'eval', 'synthetic'))
     ap.add_argument('--binary', default=os.path.join(ROOT, 'build', 'freshet'))
+    ap.add_argument('--reuse', action='store_true', help='re-read existing JSON files instead of running')
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    panels, rows = [], []
+    panels, rows, per_seed = [], [], {}
     for p in CORRELATIONS:
         lines = []
         for label, family, config in MODELS:
@@ -57,8 +58,9 @@ def main():
             cmd = [a.binary, 'eval', '--data', 'synthetic', '--mode', 'prequential', '--correlation', str(p),
                    '--rows', str(a.rows), '--test-rows', '0', '--seeds', str(a.seeds), '--family', family,
                    '--model-config', os.path.join(ROOT, config), '--json', out]
-            print(' '.join(cmd), file=sys.stderr)
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if not (a.reuse and os.path.exists(out)):
+                print(' '.join(cmd), file=sys.stderr)
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             with open(out) as f:
                 v = json.load(f)['variants'][0]
             curve = v['mean_curve']
@@ -66,6 +68,7 @@ def main():
             finals = [final_loss(r, max(1, len(r['curve']) // 10)) for r in v['runs']]
             m, s = mean_std(finals)
             rows.append((p, label, m, s, min(finals), max(finals), len(finals)))
+            per_seed[(p, label)] = dict(zip([r['seed'] for r in v['runs']], finals))
         panels.append(('P=%s' % p, lines))
     png = os.path.join(a.out, 'mmoe_synthetic_loss.png')
     plot_panels(png, panels, ylabel='MSE (MEAN OF 2 TASKS, SEED MEAN)', skip_fraction=0.15)
@@ -77,6 +80,16 @@ def main():
     by = {(p, label): m for p, label, m, *_ in rows}
     for label, _, _ in MODELS:
         print('  %-14s %+.4f' % (label.lower(), by[(0.5, label)] - by[(1.0, label)]))
+    # Seed s draws the same u1, u2, alpha, beta and x at every p (only w2 moves), so
+    # the degradation can be paired per seed: mean and standard error over seeds.
+    print('\nPaired per seed, final loss(p) - final loss(p=1.0): mean ± standard error')
+    for label, _, _ in MODELS:
+        cells = []
+        for p in (0.5, 0.9):
+            d = [per_seed[(p, label)][k] - per_seed[(1.0, label)][k] for k in per_seed[(1.0, label)]]
+            m, s = mean_std(d)
+            cells.append('p=%s: %+.4f ± %.4f' % (p, m, s / math.sqrt(len(d))))
+        print('  %-14s %s' % (label.lower(), '   '.join(cells)))
     print('plot: %s' % png)
 
 

@@ -23,22 +23,29 @@ double Pearson(const std::vector<Sample>& rows) {
   return cov / std::sqrt((saa / n - sa / n * sa / n) * (sbb / n - sb / n * sb / n));
 }
 
+EvalData Synthetic(double p, int sin_terms, int input_dim, uint64_t seed) {
+  SyntheticMtlOptions o;
+  o.correlation = p;
+  o.sin_terms = sin_terms;
+  o.input_dim = input_dim;
+  o.train_rows = 20000;
+  o.test_rows = 0;
+  o.seed = seed;
+  auto d = MakeSyntheticMtl(o);
+  EXPECT_TRUE(d.ok()) << d.status();
+  return d.ok() ? std::move(d).value() : EvalData{};
+}
+
 // Linear case (m = 0): the labels are two unit-variance Gaussians with correlation p
 // plus noise of std 0.01, so r estimates p·(1/(1 + 1e-4)) with standard error
 // ≈ (1 − p²)/√n. The tolerance is 4 standard errors plus the noise shrinkage.
 TEST(SyntheticMtlTest, LinearLabelCorrelationFollowsTheTaskCorrelation) {
   for (double p : {0.0, 0.5, 0.9, -0.7}) {
-    SyntheticMtlOptions o;
-    o.correlation = p;
-    o.sin_terms = 0;
-    o.train_rows = 20000;
-    o.test_rows = 0;
-    o.seed = 5;
-    auto d = MakeSyntheticMtl(o);
-    ASSERT_TRUE(d.ok()) << d.status();
-    const double n = static_cast<double>(d->train.size());
+    const EvalData d = Synthetic(p, /*sin_terms=*/0, /*input_dim=*/100, /*seed=*/5);
+    const double n = static_cast<double>(d.train.size());
+    ASSERT_EQ(n, 20000);
     const double tol = 4 * (1 - p * p) / std::sqrt(n - 1) + 2e-4;
-    EXPECT_NEAR(Pearson(d->train), p, tol) << "p=" << p;
+    EXPECT_NEAR(Pearson(d.train), p, tol) << "p=" << p;
   }
 }
 
@@ -47,15 +54,9 @@ TEST(SyntheticMtlTest, LinearLabelCorrelationFollowsTheTaskCorrelation) {
 TEST(SyntheticMtlTest, NonlinearLabelCorrelationRisesWithTheTaskCorrelation) {
   std::vector<double> r;
   for (double p : {0.5, 0.9, 1.0}) {
-    SyntheticMtlOptions o;
-    o.correlation = p;
-    o.input_dim = 20;
-    o.train_rows = 20000;
-    o.test_rows = 0;
-    o.seed = 9;
-    auto d = MakeSyntheticMtl(o);
-    ASSERT_TRUE(d.ok()) << d.status();
-    r.push_back(Pearson(d->train));
+    const EvalData d = Synthetic(p, /*sin_terms=*/10, /*input_dim=*/20, /*seed=*/9);
+    ASSERT_EQ(d.train.size(), 20000u);
+    r.push_back(Pearson(d.train));
   }
   // Standard error ≤ 1/√20000 ≈ 0.007; the steps between the settings are far larger.
   EXPECT_GT(r[1], r[0] + 0.05);
