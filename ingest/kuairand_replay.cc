@@ -1,6 +1,8 @@
 // KuaiRandReplay; see kuairand_replay.h.
 #include "ingest/kuairand_replay.h"
 
+#include "ingest/eval_data.h"
+
 #include <zlib.h>
 
 #include <charconv>
@@ -30,11 +32,6 @@ constexpr const char* kUserDenseColumns[] = {"follow_user_num", "fans_user_num",
 constexpr uint32_t kUserSparseFirstSlot = 3;
 constexpr uint32_t kAuthorSlot = 29, kVideoTypeSlot = 30, kUploadTypeSlot = 31, kMusicTypeSlot = 32, kTagSlot = 33;
 
-uint64_t HashText(std::string_view s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return h == 0 ? 1 : h;
-}
 
 bool ParseInt(std::string_view s, int64_t* out) {
   if (s.empty()) return false;
@@ -49,18 +46,6 @@ bool ParseNumber(std::string_view s, double* out) {
   return ec == std::errc() && p == s.data() + s.size() && std::isfinite(*out);
 }
 
-// Reads one line without its newline; false at end of file or on a read error.
-bool ReadLine(gzFile f, std::string* line) {
-  line->clear();
-  char buf[4096];
-  while (gzgets(f, buf, sizeof(buf)) != nullptr) {
-    line->append(buf);
-    if (!line->empty() && line->back() == '\n') break;
-  }
-  if (line->empty()) return false;
-  while (!line->empty() && (line->back() == '\n' || line->back() == '\r')) line->pop_back();
-  return true;
-}
 
 // Maps header names to indices; NOT_FOUND names the first missing column.
 Status IndexColumns(const std::string& path, const std::vector<std::string>& header,
@@ -83,7 +68,7 @@ StatusOr<gzFile> OpenCsv(const std::string& path, std::vector<std::string>* head
   if (f == nullptr) return NotFoundError("cannot open " + path);
   gzbuffer(f, 1 << 17);
   std::string line;
-  if (!ReadLine(f, &line) || !SplitCsvLine(line, header)) {
+  if (!ReadGzLine(f, &line) || !SplitCsvLine(line, header)) {
     gzclose(f);
     return DataLossError(path + ":1: missing or malformed header");
   }
@@ -164,7 +149,7 @@ Status KuaiRandReplay::LoadUsers(const std::string& path) {
   Status s = IndexColumns(path, header, wanted, &idx);
   uint64_t line_no = 1;
   std::string line;
-  while (s.ok() && ReadLine(f, &line)) {
+  while (s.ok() && ReadGzLine(f, &line)) {
     ++line_no;
     int64_t id = 0;
     if (!SplitCsvLine(line, &fields_) || fields_.size() != header.size()) {
@@ -179,7 +164,7 @@ Status KuaiRandReplay::LoadUsers(const std::string& path) {
     UserFeatures u;
     for (size_t i = 0; i < sparse_cols.size(); ++i) {
       const std::string& v = fields_[idx[1 + i]];
-      if (!v.empty()) u.sparse.emplace_back(kUserSparseFirstSlot + i, HashText(v));
+      if (!v.empty()) u.sparse.emplace_back(kUserSparseFirstSlot + i, HashId(v));
     }
     for (size_t i = 0; i < std::size(kUserDenseColumns); ++i) {
       double v = 0;
@@ -203,7 +188,7 @@ Status KuaiRandReplay::LoadVideos(const std::string& path) {
   uint64_t line_no = 1;
   std::string line;
   std::vector<std::string> tags;
-  while (s.ok() && ReadLine(f, &line)) {
+  while (s.ok() && ReadGzLine(f, &line)) {
     ++line_no;
     int64_t id = 0, author = 0;
     if (!SplitCsvLine(line, &fields_) || fields_.size() != header.size()) {
@@ -219,7 +204,7 @@ Status KuaiRandReplay::LoadVideos(const std::string& path) {
     if (ParseInt(fields_[idx[1]], &author) && author >= 0) v.sparse.emplace_back(kAuthorSlot, author + 1);
     const uint32_t hashed[] = {kVideoTypeSlot, kUploadTypeSlot, kMusicTypeSlot};
     for (int i = 0; i < 3; ++i) {
-      if (!fields_[idx[2 + i]].empty()) v.sparse.emplace_back(hashed[i], HashText(fields_[idx[2 + i]]));
+      if (!fields_[idx[2 + i]].empty()) v.sparse.emplace_back(hashed[i], HashId(fields_[idx[2 + i]]));
     }
     SplitCsvLine(fields_[idx[5]], &tags);  // "20,43" arrives unquoted here
     for (const auto& t : tags) {
@@ -271,7 +256,7 @@ bool KuaiRandReplay::ParseRow(const std::vector<std::string>& f, uint64_t index,
   };
   add_sparse(0, imp.user_id());
   add_sparse(1, imp.item_id());
-  add_sparse(2, HashText(f[log_columns_[kTab]]));
+  add_sparse(2, HashId(f[log_columns_[kTab]]));
   auto add_dense = [&](uint32_t slot, float value) {
     DenseFeature* d = imp.add_dense();
     d->set_slot(slot);
@@ -301,7 +286,7 @@ void KuaiRandReplay::ReadNextRow() {
   next_row_.reset();
   Row row;
   std::string error;
-  while (ReadLine(log_, &line_)) {
+  while (ReadGzLine(log_, &line_)) {
     ++log_line_;
     if (line_.empty()) continue;
     const uint64_t index = data_rows_++;

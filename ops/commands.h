@@ -17,5 +17,6 @@ int ReplayCommand(const std::vector<std::string>& args);  // replay a real log i
 // `freshet ops status`: every daemon's health, version, lag, freshness (ops_status.cc).
 // `args` are the arguments after "status".
 int OpsStatusCommand(const std::vector<std::string>& args);
+int EvalCommand(const std::vector<std::string>& args);    // train + evaluate offline / prequential
 
 }  // namespace freshet::ops

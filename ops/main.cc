@@ -27,6 +27,9 @@ constexpr const char* kUsage =
     "  ops      operator tools: `ops status [--ingest HOST:PORT] [--learner HOST:PORT]\n"
     "           [--serving HOST:PORT,...] [--window S] [--config FILE]`: every daemon's health,\n"
     "           version, lag and freshness in one table (exit 1 when any is down)\n"
+    "  eval     train and evaluate model variants on a data set without Kafka (offline or\n"
+    "           prequential): `eval --data synthetic|census|kuairand [--family mmoe,ple]`\n"
+    "           [--seeds N] [--json FILE]; `freshet eval --help` lists every flag\n"
     "\n"
     "Every command accepts --config FILE (protobuf text format, see `freshet config\n"
     "--print-defaults`).\n";
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "freshet ops: give a subcommand: status\n\n%s", kUsage);
     return 2;
   }
+  if (command == "eval") return freshet::ops::EvalCommand(args);
   std::fprintf(stderr, "freshet: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

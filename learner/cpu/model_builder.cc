@@ -57,6 +57,7 @@ class ModelBuilder {
       case FAMILY_CGC: BuildPle(1, mk, ms); break;
       case FAMILY_PLE: BuildPle(mc_.ple_levels(), mk, ms); break;
       case FAMILY_HOME: BuildHome(); break;
+      case FAMILY_OMOE: BuildOmoe(ms); break;
     }
     for (auto& op : model_->ops_) {
       op->CollectParams(&model_->params_);
@@ -78,8 +79,8 @@ class ModelBuilder {
     if ((mc_.family() == FAMILY_CGC || mc_.family() == FAMILY_PLE) &&
         mc_.num_shared_experts() + mc_.num_specific_experts() == 0)
       return InvalidArgumentError("learner.model: CGC/PLE need at least one expert per task");
-    if (mc_.family() == FAMILY_MMOE && mc_.num_shared_experts() < 1)
-      return InvalidArgumentError("learner.model.num_shared_experts must be >= 1 for MMoE");
+    if ((mc_.family() == FAMILY_MMOE || mc_.family() == FAMILY_OMOE) && mc_.num_shared_experts() < 1)
+      return InvalidArgumentError("learner.model.num_shared_experts must be >= 1 for MMoE/OMoE");
     if (mc_.family() == FAMILY_PLE && mc_.ple_levels() < 1)
       return InvalidArgumentError("learner.model.ple_levels must be >= 1");
     for (const auto& s : mc_.sparse_slots())
@@ -272,6 +273,15 @@ class ModelBuilder {
       task_in = next;
     }
     Towers(task_in);
+  }
+
+  // ------------------------------------------------------------------------ OMoE
+  // MMoE's one-gate ablation (models.md §1): every tower reads the same mixture
+  // softmax(x W) over the n shared experts; the towers' gradients add up in it.
+  void BuildOmoe(int n) {
+    const auto experts = Experts("l1.experts", Names("l1.shared", n), 0, 0);
+    const int mixed = Gate("l1.gate.shared", 0, experts, -1);
+    Towers(std::vector<int>(model_->num_tasks(), mixed));
   }
 
   // ------------------------------------------------------------------------ HoME

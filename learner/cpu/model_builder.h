@@ -5,6 +5,7 @@
 //   SINGLE_TASK    = one level, 1 specific + 0 shared experts per task (own bottom each;
 //                    embeddings stay shared)
 //   MMOE           = one level, 0 specific + n shared experts, a softmax gate per task
+//   OMOE           = MMoE with one softmax gate shared by every task (its ablation)
 //   CGC            = one PLE level: m_k specific per task + m_s shared, gate k over [E_k ; E_s]
 //   PLE (N levels) = CGC levels chained; below the last level a shared gate over all
 //                    experts feeds the next level's shared experts; task k's experts and

@@ -107,6 +107,7 @@ std::vector<VariantCase> Variants() {
       {"shared_bottom", family(FAMILY_SHARED_BOTTOM)},
       {"single_task", family(FAMILY_SINGLE_TASK)},
       {"mmoe", family(FAMILY_MMOE)},
+      {"omoe", family(FAMILY_OMOE)},
       {"mmoe_gate_bias", [](LearnerConfig* c) { c->mutable_model()->set_family(FAMILY_MMOE); c->mutable_model()->set_gate_bias(true); }},
       {"cgc", family(FAMILY_CGC)},
       {"ple_2_levels", family(FAMILY_PLE)},
