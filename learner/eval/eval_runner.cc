@@ -2,11 +2,13 @@
 #include "learner/eval/eval_runner.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 #include <random>
 
 #include "learner/batch.h"
 #include "learner/cpu/trainer.h"
+#include "learner/prequential_scorer.h"
 
 namespace freshet::learner {
 namespace {
@@ -20,22 +22,16 @@ std::vector<PrequentialEvaluator::TaskSpec> EvaluatorTasks(const std::vector<Tas
 // Appends rows [begin, end) of `order` into a Batch; InvalidArgument names the sample.
 StatusOr<Batch> MakeBatch(BatchBuilder* builder, const std::vector<Sample>& samples,
                           const std::vector<size_t>& order, size_t begin, size_t end,
-                          std::vector<uint64_t>* users) {
-  users->clear();
+                          std::vector<PrequentialScorer::Row>* rows) {
+  rows->clear();
   for (size_t i = begin; i < end; ++i) {
     const Sample& s = samples[order[i]];
     RETURN_IF_ERROR(builder->Add(s));
-    users->push_back(s.user_id());
+    rows->push_back({PrequentialScorer::RequestKey(s.request_id()), s.user_id(), s.event_time_ms(), s.origin()});
   }
   return builder->Finish();
 }
 
-void Score(const Batch& batch, const cpu::Mat<float>& pred, const std::vector<uint64_t>& users,
-           PrequentialEvaluator* evaluator) {
-  for (int b = 0; b < batch.size; ++b)
-    for (int t = 0; t < static_cast<int>(batch.labels.cols()); ++t)
-      if (batch.masks(b, t) != 0) evaluator->Add(t, users[b], pred(b, t), batch.labels(b, t), batch.weights(b, t));
-}
 
 // Mean per-task loss over stretches of steps.
 class CurveRecorder {
@@ -82,6 +78,9 @@ StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<Tas
   const size_t bs = static_cast<size_t>(learner.batch_size());
   const size_t window = options.window > 0 ? options.window : std::max<size_t>(1, scored.size());
   PrequentialEvaluator evaluator(EvaluatorTasks(tasks), window);
+  // The online learner's scoring rules (each impression once, against its eventual
+  // label), so both compute the same metrics from the same stream.
+  PrequentialScorer scorer(&evaluator, {.tasks = tasks});
   BatchBuilder builder(learner.model(), static_cast<int>(tasks.size()));
   // BatchNorm needs two rows in a training batch (as TrainingLoop's min_batch_).
   const size_t min_batch = trainer->model().state_buffers().empty() ? 1 : 2;
@@ -91,7 +90,7 @@ StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<Tas
   const int64_t steps_total = static_cast<int64_t>(passes * ((train.size() + bs - 1) / bs));
   CurveRecorder curve(static_cast<int>(tasks.size()), steps_total, options.curve_points);
   int64_t done = 0, stream_time_ms = 0;
-  std::vector<uint64_t> users;
+  std::vector<PrequentialScorer::Row> rows;
   std::vector<size_t> order(train.size());
   for (int pass = 0; pass < passes; ++pass) {
     std::iota(order.begin(), order.end(), 0);
@@ -101,7 +100,7 @@ StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<Tas
       const size_t end = std::min(order.size(), begin + bs);
       done += static_cast<int64_t>(end - begin);
       if (end - begin < min_batch) continue;
-      ASSIGN_OR_RETURN(Batch batch, MakeBatch(&builder, train, order, begin, end, &users));
+      ASSIGN_OR_RETURN(Batch batch, MakeBatch(&builder, train, order, begin, end, &rows));
       const int64_t stamp = std::max(stream_time_ms, batch.max_event_time_ms);
       StatusOr<cpu::StepResult<float>> r = trainer->Train(batch, stamp);
       if (!r.ok()) {
@@ -114,7 +113,8 @@ StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<Tas
       result.samples_trained += batch.size;
       curve.Add(result.steps, *r, &result.curve);
       if (prequential) {
-        Score(batch, r->predictions, users, &evaluator);
+        scorer.Score(rows, r->predictions, batch.labels, batch.masks, batch.weights);
+        scorer.Advance(stream_time_ms);
         result.samples_scored += batch.size;
       }
       if (options.progress) options.progress(done, total);
@@ -126,20 +126,21 @@ StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<Tas
     std::iota(test_order.begin(), test_order.end(), 0);
     for (size_t begin = 0; begin < test.size(); begin += bs) {
       const size_t end = std::min(test.size(), begin + bs);
-      ASSIGN_OR_RETURN(Batch batch, MakeBatch(&builder, test, test_order, begin, end, &users));
+      ASSIGN_OR_RETURN(Batch batch, MakeBatch(&builder, test, test_order, begin, end, &rows));
       ASSIGN_OR_RETURN(cpu::Mat<float> pred, trainer->Predict(batch));
-      Score(batch, pred, users, &evaluator);
+      scorer.Score(rows, pred, batch.labels, batch.masks, batch.weights);
       result.samples_scored += batch.size;
       done += static_cast<int64_t>(end - begin);
       if (options.progress) options.progress(done, total);
     }
   }
+  scorer.Advance(INT64_MAX);  // a finished data set: every window has closed
   result.metrics = evaluator.Snapshot();
   if (!scored.empty()) {
     const size_t n = std::min<size_t>(scored.size(), std::max(2, options.diagnostics_rows));
     std::vector<size_t> tail(n);
     std::iota(tail.begin(), tail.end(), scored.size() - n);
-    ASSIGN_OR_RETURN(Batch batch, MakeBatch(&builder, scored, tail, 0, n, &users));
+    ASSIGN_OR_RETURN(Batch batch, MakeBatch(&builder, scored, tail, 0, n, &rows));
     RETURN_IF_ERROR(trainer->Predict(batch).status());
     result.diagnostics = cpu::ComputeDiagnostics(trainer->model());
   }
