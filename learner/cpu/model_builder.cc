@@ -89,7 +89,7 @@ class ModelBuilder {
       if (d.width() <= 0) return InvalidArgumentError("learner.model.dense_slots[" + std::to_string(d.slot()) + "].width must be > 0");
     if (mc_.sparse_slots_size() + mc_.dense_slots_size() == 0)
       return InvalidArgumentError("learner.model: no sparse_slots and no dense_slots");
-    RETURN_IF_ERROR(ValidateTwin());
+    RETURN_IF_ERROR(ValidateTwinConfig(mc_));
     if (mc_.family() == FAMILY_HOME) {
       const HomeConfig& h = mc_.home();
       if (h.feature_gate() && h.feature_gate_rank() <= 0)
@@ -102,32 +102,6 @@ class ModelBuilder {
         return InvalidArgumentError("learner.model.home: every gate needs at least one expert");
     }
     return Status::Ok();
-  }
-
-  Status ValidateTwin() const {
-    const TwinConfig& t = mc_.twin();
-    if (!t.enabled()) return Status::Ok();
-    if (TwinSlot() < 0)
-      return InvalidArgumentError("learner.model.twin.item_slot " + std::to_string(t.item_slot()) +
-                                  " is not one of learner.model.sparse_slots");
-    if (t.max_len() < 1) return InvalidArgumentError("learner.model.twin.max_len must be >= 1");
-    if (t.top_k() < 1 || t.top_k() > t.max_len())
-      return InvalidArgumentError("learner.model.twin.top_k must be in [1, max_len]");
-    if (t.heads() < 1 || t.key_dim() < 1 || t.value_dim() < 1 || t.output_dim() < 1 || t.cross_dim() < 1)
-      return InvalidArgumentError("learner.model.twin: heads, key_dim, value_dim, output_dim, cross_dim must be >= 1");
-    if (t.refresh_after_versions() < 0)
-      return InvalidArgumentError("learner.model.twin.refresh_after_versions must be >= 0");
-    if (t.projection_cache_items() < 1)
-      return InvalidArgumentError("learner.model.twin.projection_cache_items must be >= 1");
-    if (t.consistency_samples() < 0 || t.consistency_interval_steps() < 1)
-      return InvalidArgumentError("learner.model.twin: consistency_samples must be >= 0 and consistency_interval_steps >= 1");
-    return Status::Ok();
-  }
-
-  int TwinSlot() const {
-    for (int i = 0; i < mc_.sparse_slots_size(); ++i)
-      if (mc_.sparse_slots(i).slot() == mc_.twin().item_slot()) return i;
-    return -1;
   }
 
   // TWIN reads the item slot's embedding and appends its output to x (model.h).
@@ -164,7 +138,7 @@ class ModelBuilder {
     }
     for (const DenseSlotConfig& d : mc_.dense_slots()) m.dense_dim_ += d.width();
     if (mc_.twin().enabled()) {
-      m.twin_slot_ = TwinSlot();
+      m.twin_slot_ = TwinSlotIndex(mc_);
       m.twin_width_ = mc_.twin().output_dim();
     }
     m.input_dim_ = column + m.dense_dim_ + m.twin_width_;

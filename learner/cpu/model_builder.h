@@ -35,6 +35,11 @@ namespace freshet::cpu {
 // task when home_group is neither "watch" nor "interaction".
 StatusOr<std::vector<TaskSpec>> TaskSpecsFromConfig(const std::vector<TaskConfig>& tasks);
 
+// TWIN (model_twin.cc): InvalidArgument naming the field of ModelConfig.twin that is
+// wrong (only when enabled); the index in sparse_slots of twin.item_slot, or −1.
+Status ValidateTwinConfig(const ModelConfig& model);
+int TwinSlotIndex(const ModelConfig& model);
+
 // Validates the config (InvalidArgument naming the field) and builds the model.
 // metrics (may be null) receives the TWIN projection cache's metrics.
 template <typename T>

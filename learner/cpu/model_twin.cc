@@ -6,8 +6,35 @@
 #include <limits>
 
 #include "common/check.h"
+#include "learner/cpu/model_builder.h"
 
 namespace freshet::cpu {
+
+int TwinSlotIndex(const ModelConfig& model) {
+  for (int i = 0; i < model.sparse_slots_size(); ++i)
+    if (model.sparse_slots(i).slot() == model.twin().item_slot()) return i;
+  return -1;
+}
+
+Status ValidateTwinConfig(const ModelConfig& model) {
+  const TwinConfig& t = model.twin();
+  if (!t.enabled()) return Status::Ok();
+  if (TwinSlotIndex(model) < 0)
+    return InvalidArgumentError("learner.model.twin.item_slot " + std::to_string(t.item_slot()) +
+                                " is not one of learner.model.sparse_slots");
+  if (t.max_len() < 1) return InvalidArgumentError("learner.model.twin.max_len must be >= 1");
+  if (t.top_k() < 1 || t.top_k() > t.max_len())
+    return InvalidArgumentError("learner.model.twin.top_k must be in [1, max_len]");
+  if (t.heads() < 1 || t.key_dim() < 1 || t.value_dim() < 1 || t.output_dim() < 1 || t.cross_dim() < 1)
+    return InvalidArgumentError("learner.model.twin: heads, key_dim, value_dim, output_dim, cross_dim must be >= 1");
+  if (t.refresh_after_versions() < 0)
+    return InvalidArgumentError("learner.model.twin.refresh_after_versions must be >= 0");
+  if (t.projection_cache_items() < 1)
+    return InvalidArgumentError("learner.model.twin.projection_cache_items must be >= 1");
+  if (t.consistency_samples() < 0 || t.consistency_interval_steps() < 1)
+    return InvalidArgumentError("learner.model.twin: consistency_samples must be >= 0 and consistency_interval_steps >= 1");
+  return Status::Ok();
+}
 
 template <typename T>
 void Model<T>::RunTwin(const Batch& batch) {

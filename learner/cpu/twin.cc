@@ -51,26 +51,31 @@ void Twin<T>::CollectParams(std::vector<Param<T>*>* out) {
 // GSU and ESU call these same out-of-line bodies with a fixed summation order, so
 // equal inputs give bit-equal scores (no inlining that could contract differently).
 
+namespace {
+
+// out = in W for a row vector: W (dim, width) row-major, the same loop for every
+// caller so a projection computed for the cache equals one computed live.
 template <typename T>
-[[gnu::noinline]] void Twin<T>::ProjectQuery(const T* q, T* qp) const {
-  const int w = spec_.projection_width();
-  std::fill(qp, qp + w, T(0));
-  for (int i = 0; i < spec_.item_dim; ++i) {
-    const T x = q[i];
-    const T* row = wq.value.data() + static_cast<int64_t>(i) * w;
-    for (int o = 0; o < w; ++o) qp[o] += x * row[o];
+[[gnu::noinline]] void ProjectRow(const Mat<T>& w, const T* in, T* out) {
+  const int64_t width = w.cols();
+  std::fill(out, out + width, T(0));
+  for (int64_t i = 0; i < w.rows(); ++i) {
+    const T x = in[i];
+    const T* row = w.data() + i * width;
+    for (int64_t o = 0; o < width; ++o) out[o] += x * row[o];
   }
 }
 
+}  // namespace
+
 template <typename T>
-[[gnu::noinline]] void Twin<T>::ProjectKey(const T* kh, T* kp) const {
-  const int w = spec_.projection_width();
-  std::fill(kp, kp + w, T(0));
-  for (int i = 0; i < spec_.item_dim; ++i) {
-    const T x = kh[i];
-    const T* row = wh.value.data() + static_cast<int64_t>(i) * w;
-    for (int o = 0; o < w; ++o) kp[o] += x * row[o];
-  }
+void Twin<T>::ProjectQuery(const T* q, T* qp) const {
+  ProjectRow(wq.value, q, qp);
+}
+
+template <typename T>
+void Twin<T>::ProjectKey(const T* kh, T* kp) const {
+  ProjectRow(wh.value, kh, kp);
 }
 
 template <typename T>

@@ -70,14 +70,13 @@ TEST(TwinModelTest, WholeModelGradientsWithTwin) {
   AddHistories(&batch, 8, 32);  // items 6, 7 never get a row: zero features
   const Mat<double> labels = batch.labels.cast<double>(), masks = batch.masks.cast<double>(),
                     weights = batch.weights.cast<double>();
-  auto loss = [&] {
+  Mat<double> dlogits, unused;
+  auto loss_into = [&](Mat<double>* grad) {
     model->Forward(batch, /*training=*/true, /*now_ms=*/1000);
-    Mat<double> g;
-    return MaskedMultiTaskLoss(model->tasks(), model->logits(), labels, masks, weights, &g).total;
+    return MaskedMultiTaskLoss(model->tasks(), model->logits(), labels, masks, weights, grad).total;
   };
-  model->Forward(batch, true, 1000);
-  Mat<double> dlogits;
-  MaskedMultiTaskLoss(model->tasks(), model->logits(), labels, masks, weights, &dlogits);
+  auto loss = [&] { return loss_into(&unused); };
+  loss_into(&dlogits);
   model->ZeroGrad();
   model->Backward(dlogits);
   GradCheckResult res;
