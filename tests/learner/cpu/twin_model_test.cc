@@ -131,61 +131,110 @@ std::vector<Sample> Samples(int n, int users, int items, int64_t t0, Rng* rng) {
   return out;
 }
 
-TEST(TwinModelTest, TrainerCycleThroughRocksDbBehaviourCache) {
-  const auto dir = std::filesystem::temp_directory_path() / ("freshet_twin_" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  const LearnerConfig config = TwinConfigFor(FAMILY_MMOE);
-  store::KvStore::Options o;
-  o.path = dir.string();
-  store::BehaviourCache::Configure(&o, config.model().twin().max_len());
-  auto db = store::KvStore::Open(o);
-  ASSERT_TRUE(db.ok()) << db.status();
-  store::BehaviourCache cache(db->get(), config.model().twin().max_len());
-  MetricsRegistry metrics;
-  auto trainer = Trainer<float>::Create(config, testing::SmallTasks(), &metrics);
-  ASSERT_TRUE(trainer.ok()) << trainer.status();
-  BatchBuilder builder(config.model(), 3);
-  Rng rng(5);
-  int measured = 0;
-  size_t longest = 0;
-  for (int step = 0; step < 12; ++step) {
-    for (const Sample& s : Samples(64, 6, 40, 1'000'000 + step * 1000, &rng)) ASSERT_TRUE(builder.Add(s).ok());
-    Batch batch = builder.Finish();
-    ASSERT_TRUE(AttachBehaviours(cache, &batch).ok());
-    if (step > 0) EXPECT_FALSE(batch.behaviours.empty()) << "step " << step;
-    for (size_t b = 0; b + 1 < batch.behaviour_offsets.size(); ++b)
-      longest = std::max<size_t>(longest, batch.behaviour_offsets[b + 1] - batch.behaviour_offsets[b]);
-    auto r = (*trainer)->Train(batch, 0);
-    ASSERT_TRUE(r.ok()) << r.status();
-    if (r->twin_consistency >= 0) {
-      ++measured;
-      EXPECT_LE(r->twin_consistency, 1.0);
-    }
-    store::WriteBatch wb;
-    QueueEngagements(batch, {true, true, false}, /*play_time_task=*/2, cache, &wb);
-    ASSERT_FALSE(wb.empty());
-    ASSERT_TRUE((*db)->Write(wb).ok());
+// The learner's cycle on a fresh RocksDB cache: read the batch's histories → train →
+// append its engagements. Samples from 6 users over 40 items, 64 per step.
+class TwinCycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("freshet_twin_" + std::to_string(getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
   }
-  EXPECT_EQ(measured, 12);
-  EXPECT_EQ(longest, 20u) << "histories reach max_len and are trimmed there";
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  struct Result {
+    int measured = 0;                 // steps that measured consistency
+    size_t longest = 0;               // longest history a batch carried
+    double late_click_loss = 0;       // mean prequential click loss of the last quarter
+  };
+
+  Result Run(const LearnerConfig& config, int steps, MetricsRegistry* metrics) {
+    Result out;
+    store::KvStore::Options o;
+    o.path = (dir_ / std::to_string(run_++)).string();
+    store::BehaviourCache::Configure(&o, config.model().twin().max_len());
+    auto db = store::KvStore::Open(o);
+    cache_ = std::make_unique<store::BehaviourCache>(db.ok() ? db->get() : nullptr, config.model().twin().max_len());
+    trainer_ = Trainer<float>::Create(config, testing::SmallTasks(), metrics);
+    if (!db.ok() || !trainer_.ok()) {
+      ADD_FAILURE() << db.status() << " " << trainer_.status();
+      return out;
+    }
+    db_ = std::move(db).value();
+    BatchBuilder builder(config.model(), 3);
+    Rng rng(5);
+    for (int step = 0; step < steps; ++step) {
+      for (const Sample& s : Samples(64, 6, 40, 1'000'000 + step * 1000, &rng)) EXPECT_TRUE(builder.Add(s).ok());
+      Batch batch = builder.Finish();
+      EXPECT_TRUE(AttachBehaviours(*cache_, &batch).ok());
+      if (step > 0) EXPECT_FALSE(batch.behaviours.empty()) << "step " << step;
+      for (size_t b = 0; b + 1 < batch.behaviour_offsets.size(); ++b)
+        out.longest = std::max<size_t>(out.longest, batch.behaviour_offsets[b + 1] - batch.behaviour_offsets[b]);
+      auto r = (*trainer_)->Train(batch, 0);
+      if (!r.ok()) {
+        ADD_FAILURE() << r.status();
+        return out;
+      }
+      if (r->twin_consistency >= 0) {
+        ++out.measured;
+        EXPECT_LE(r->twin_consistency, 1.0);
+      }
+      if (step >= steps - steps / 4) out.late_click_loss += r->task_loss[0] / (steps / 4);
+      store::WriteBatch wb;
+      QueueEngagements(batch, {true, true, false}, /*play_time_task=*/2, *cache_, &wb);
+      EXPECT_FALSE(wb.empty());
+      EXPECT_TRUE(db_->Write(wb).ok());
+    }
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  int run_ = 0;
+  std::unique_ptr<store::KvStore> db_;
+  std::unique_ptr<store::BehaviourCache> cache_;
+  StatusOr<std::unique_ptr<Trainer<float>>> trainer_ = InternalError("not created");
+};
+
+TEST_F(TwinCycleTest, HistoriesFlowThroughTheCacheIntoTraining) {
+  MetricsRegistry metrics;
+  const Result r = Run(TwinConfigFor(FAMILY_MMOE), 12, &metrics);
+  ASSERT_TRUE(trainer_.ok());
+  EXPECT_EQ(r.measured, 12);
+  EXPECT_EQ(r.longest, 20u) << "histories reach max_len and are trimmed there";
   // Every stored engagement is a positive one with its action bits and play time.
   for (uint64_t u = 0; u < 6; ++u) {
-    auto h = cache.Read(u);
+    auto h = cache_->Read(u);
     ASSERT_TRUE(h.ok());
+    EXPECT_FALSE(h->empty());
     for (const store::Behaviour& b : *h) {
       EXPECT_EQ(b.item_id % 3, u % 3);
       EXPECT_EQ(b.actions, 3u);
       EXPECT_EQ(b.play_ms, 30000u);
     }
   }
-  EXPECT_GT((*trainer)->model().projection_cache()->size(), 0);
+  EXPECT_GT((*trainer_)->model().projection_cache()->size(), 0);
   const std::string text = metrics.Render();
   EXPECT_NE(text.find("freshet_learner_twin_consistency"), std::string::npos);
   EXPECT_NE(text.find("freshet_store_projection_lookups_total{result=\"hit\"}"), std::string::npos);
   // Restoring state drops projections of the discarded weights.
-  ASSERT_TRUE((*trainer)->LoadState((*trainer)->SaveState()).ok());
-  EXPECT_EQ((*trainer)->model().projection_cache()->size(), 0);
-  std::filesystem::remove_all(dir);
+  ASSERT_TRUE((*trainer_)->LoadState((*trainer_)->SaveState()).ok());
+  EXPECT_EQ((*trainer_)->model().projection_cache()->size(), 0);
+}
+
+// Clicks follow the user's taste, and nothing but the history tells the model who
+// the user is: with TWIN the click loss falls well below what the item alone allows
+// (H(1/3) ≈ 0.64 nats). Larger embedding init and rates so 400 small steps suffice.
+TEST_F(TwinCycleTest, TwinLearnsTheTasteHistoriesShow) {
+  LearnerConfig on = TwinConfigFor(FAMILY_MMOE);
+  on.mutable_dense_optimizer()->set_learning_rate(0.01f);
+  on.mutable_sparse_optimizer()->set_learning_rate(0.3f);
+  on.mutable_embedding()->set_init_std(0.3f);
+  LearnerConfig off = on;
+  off.mutable_model()->mutable_twin()->set_enabled(false);
+  const double with_twin = Run(on, 400, nullptr).late_click_loss;
+  const double without = Run(off, 400, nullptr).late_click_loss;
+  std::printf("late click loss: twin %.4f, without %.4f\n", with_twin, without);
+  EXPECT_LT(with_twin, without - 0.1);
 }
 
 }  // namespace
