@@ -16,10 +16,17 @@ bool WellFormed(const rocksdb::Slice& v) {
   return v.size() >= 1 && v[0] == kBehaviourFormat && (v.size() - 1) % kBehaviourRecordBytes == 0;
 }
 
-// Concatenates the records of `existing` (may be absent) and `operand` and keeps the
-// newest max_len. Trimming a concatenation keeps a suffix, and suffixes of suffixes
-// are suffixes, so merging operands pairwise in any grouping gives the same history:
-// the associativity RocksDB relies on when it combines operands before the base value.
+// The dedupe window: an appended behaviour equal in (item, time) to one of the last
+// kDedupWindow stored ones is the same engagement seen again (a replay after a
+// restore, or a late-label correction of the same impression); it is folded into the
+// stored one (action bits OR-ed, play time maxed) instead of appended.
+constexpr size_t kDedupWindow = 256;
+
+// Appends the operand's records to `existing` (may be absent), folding duplicates,
+// and keeps the newest max_len. Folding only looks back and trimming keeps a suffix,
+// so grouping operands differently gives the same history (the associativity RocksDB
+// relies on when it combines operands before the base value), except for a duplicate
+// whose first copy was already trimmed away.
 class AppendTrimOperator : public rocksdb::AssociativeMergeOperator {
  public:
   explicit AppendTrimOperator(size_t max_len) : max_len_(max_len) {}
@@ -29,20 +36,34 @@ class AppendTrimOperator : public rocksdb::AssociativeMergeOperator {
     // A malformed input fails the merge: RocksDB then reports Corruption on read,
     // which DecodeBehaviours' callers turn into DataLoss naming the user.
     if (!WellFormed(operand) || (existing != nullptr && !WellFormed(*existing))) return false;
-    const size_t old_n = existing == nullptr ? 0 : (existing->size() - 1) / kBehaviourRecordBytes;
-    const size_t add_n = (operand.size() - 1) / kBehaviourRecordBytes;
-    const size_t keep = std::min(max_len_, old_n + add_n);
-    const size_t from_old = keep > add_n ? keep - add_n : 0;
-    new_value->clear();
-    new_value->reserve(1 + keep * kBehaviourRecordBytes);
-    new_value->push_back(kBehaviourFormat);
-    if (from_old > 0) {
-      new_value->append(existing->data() + 1 + (old_n - from_old) * kBehaviourRecordBytes,
-                        from_old * kBehaviourRecordBytes);
+    constexpr size_t R = kBehaviourRecordBytes;
+    const size_t old_n = existing == nullptr ? 0 : (existing->size() - 1) / R;
+    const size_t add_n = (operand.size() - 1) / R;
+    const size_t from_old = std::min(old_n, max_len_);  // older records are trimmed anyway
+    std::string& out = *new_value;
+    out.clear();
+    out.reserve(1 + (from_old + add_n) * R);
+    out.push_back(kBehaviourFormat);
+    if (from_old > 0) out.append(existing->data() + 1 + (old_n - from_old) * R, from_old * R);
+    for (size_t i = 0; i < add_n; ++i) {
+      const char* rec = operand.data() + 1 + i * R;
+      const size_t n = (out.size() - 1) / R;
+      bool folded = false;
+      for (size_t j = n; j-- > 0 && n - j <= kDedupWindow;) {
+        char* old = out.data() + 1 + j * R;
+        if (std::memcmp(old, rec, 16) != 0) continue;  // item id and time differ
+        uint32_t a, b, pa, pb;
+        std::memcpy(&a, old + 16, 4), std::memcpy(&b, rec + 16, 4);
+        std::memcpy(&pa, old + 20, 4), std::memcpy(&pb, rec + 20, 4);
+        a |= b, pa = std::max(pa, pb);
+        std::memcpy(old + 16, &a, 4), std::memcpy(old + 20, &pa, 4);
+        folded = true;
+        break;
+      }
+      if (!folded) out.append(rec, R);
     }
-    const size_t skip_add = add_n - (keep - from_old);
-    new_value->append(operand.data() + 1 + skip_add * kBehaviourRecordBytes,
-                      (keep - from_old) * kBehaviourRecordBytes);
+    const size_t n = (out.size() - 1) / R;
+    if (n > max_len_) out.erase(1, (n - max_len_) * R);
     return true;
   }
 

@@ -10,7 +10,10 @@
 // read one memcpy per field; 10,000 behaviours are 240 kB per user. Appends are
 // RocksDB merges (an AssociativeMergeOperator that concatenates and keeps the newest
 // max_len records), so the learner never reads before it writes, and appends ride in
-// the same WriteBatch as the rest of a checkpoint.
+// the same WriteBatch as the rest of a checkpoint. An appended behaviour with the
+// (item, time) of one among the last 256 stored is folded into it (action bits OR-ed,
+// play time maxed): replaying samples after a restore, or a late-label correction of
+// the same impression, does not duplicate history.
 //
 //   KvStore::Options o;  o.path = dir;
 //   BehaviourCache::Configure(&o, /*max_len=*/10000);     // family + merge operator
@@ -63,7 +66,8 @@ class BehaviourCache {
   // REQUIRES: `store` was opened with Configure(…, max_len) and outlives this.
   BehaviourCache(KvStore* store, int max_len) : store_(store), max_len_(max_len) {}
 
-  // Queues an append of `behaviours` (oldest first) to the user's history.
+  // Queues an append of `behaviours` (oldest first) to the user's history; see the
+  // header comment for how repeats of a stored behaviour are folded.
   void Append(WriteBatch* batch, uint64_t user_id, const std::vector<Behaviour>& behaviours) const;
   // Appends and writes at once.
   [[nodiscard]] Status Append(uint64_t user_id, const std::vector<Behaviour>& behaviours);

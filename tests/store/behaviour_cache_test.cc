@@ -78,6 +78,34 @@ TEST_F(BehaviourCacheTest, MergeAppendsAndTrimsToMaxLen) {
   EXPECT_EQ(*cache.Read(7), expect);
 }
 
+TEST_F(BehaviourCacheTest, ReplayedAndCorrectedBehavioursFoldInsteadOfDuplicating) {
+  auto db = Open(/*max_len=*/50);
+  BehaviourCache cache(db.get(), 50);
+  ASSERT_TRUE(cache.Append(3, Range(10, 6, 0)).ok());
+  ASSERT_TRUE(db->Flush().ok());
+  // A replay after a restore appends the newest four again, plus one new behaviour.
+  auto replay = Range(12, 5, 2);
+  ASSERT_TRUE(cache.Append(3, replay).ok());
+  EXPECT_EQ(*cache.Read(3), Range(10, 7, 0));
+  // A late correction of one impression: same item and time, a new action bit and a
+  // longer play time. It enriches the stored behaviour.
+  Behaviour correction = Range(14, 1, 4)[0];
+  correction.actions = 1u << 20;
+  correction.play_ms = 999999;
+  WriteBatch b;
+  cache.Append(&b, 3, {correction});
+  cache.Append(&b, 3, {correction});  // twice in one batch: still one behaviour
+  ASSERT_TRUE(db->Write(b).ok());
+  auto h = cache.Read(3);
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 7u);
+  EXPECT_EQ((*h)[4].actions, Range(14, 1, 4)[0].actions | (1u << 20));
+  EXPECT_EQ((*h)[4].play_ms, 999999u);
+  // The same item at another time is another engagement.
+  ASSERT_TRUE(cache.Append(3, {{14, 77, 1, 1}}).ok());
+  EXPECT_EQ(cache.Read(3)->size(), 8u);
+}
+
 TEST_F(BehaviourCacheTest, MultiReadReturnsEveryUserInOrder) {
   auto db = Open(100);
   BehaviourCache cache(db.get(), 100);
