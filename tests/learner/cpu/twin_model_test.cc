@@ -84,7 +84,9 @@ TEST(TwinModelTest, WholeModelGradientsWithTwin) {
   for (Param<double>* p : model->params()) {
     const bool twin = p->name.rfind("twin.", 0) == 0;
     twin_params += twin;
-    if (twin) EXPECT_GT(p->grad.norm(), 0.0) << p->name;
+    if (twin) {
+      EXPECT_GT(p->grad.norm(), 0.0) << p->name;
+    }
     CheckTensor(p->name, p->value.data(), p->grad.data(), p->value.size(), loss, &res, twin ? 1 << 30 : 12);
   }
   EXPECT_EQ(twin_params, 7);
@@ -167,7 +169,9 @@ class TwinCycleTest : public ::testing::Test {
       for (const Sample& s : Samples(64, 6, 40, 1'000'000 + step * 1000, &rng)) EXPECT_TRUE(builder.Add(s).ok());
       Batch batch = builder.Finish();
       EXPECT_TRUE(AttachBehaviours(*cache_, &batch).ok());
-      if (step > 0) EXPECT_FALSE(batch.behaviours.empty()) << "step " << step;
+      if (step > 0) {
+        EXPECT_FALSE(batch.behaviours.empty()) << "step " << step;
+      }
       for (size_t b = 0; b + 1 < batch.behaviour_offsets.size(); ++b)
         out.longest = std::max<size_t>(out.longest, batch.behaviour_offsets[b + 1] - batch.behaviour_offsets[b]);
       auto r = (*trainer_)->Train(batch, 0);
