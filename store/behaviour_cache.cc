@@ -19,7 +19,10 @@ bool WellFormed(const rocksdb::Slice& v) {
 // The dedupe window: an appended behaviour equal in (item, time) to one of the last
 // kDedupWindow stored ones is the same engagement seen again (a replay after a
 // restore, or a late-label correction of the same impression); it is folded into the
-// stored one (action bits OR-ed, play time maxed) instead of appended.
+// stored one (action bits OR-ed, play time maxed) instead of appended. Histories are
+// appended in time order, so the look-back stops at the first older behaviour: a fresh
+// append costs one comparison, which matters because RocksDB runs this operator on
+// every read of a key whose operands are not compacted yet.
 constexpr size_t kDedupWindow = 256;
 
 // Appends the operand's records to `existing` (may be absent), folding duplicates,
@@ -49,8 +52,13 @@ class AppendTrimOperator : public rocksdb::AssociativeMergeOperator {
       const char* rec = operand.data() + 1 + i * R;
       const size_t n = (out.size() - 1) / R;
       bool folded = false;
+      int64_t rec_time;
+      std::memcpy(&rec_time, rec + 8, 8);
       for (size_t j = n; j-- > 0 && n - j <= kDedupWindow;) {
         char* old = out.data() + 1 + j * R;
+        int64_t old_time;
+        std::memcpy(&old_time, old + 8, 8);
+        if (old_time < rec_time) break;                // older than rec: no match further back
         if (std::memcmp(old, rec, 16) != 0) continue;  // item id and time differ
         uint32_t a, b, pa, pb;
         std::memcpy(&a, old + 16, 4), std::memcpy(&b, rec + 16, 4);

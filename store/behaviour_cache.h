@@ -11,9 +11,11 @@
 // RocksDB merges (an AssociativeMergeOperator that concatenates and keeps the newest
 // max_len records), so the learner never reads before it writes, and appends ride in
 // the same WriteBatch as the rest of a checkpoint. An appended behaviour with the
-// (item, time) of one among the last 256 stored is folded into it (action bits OR-ed,
-// play time maxed): replaying samples after a restore, or a late-label correction of
-// the same impression, does not duplicate history.
+// (item, time) of one among the last 256 stored, not older than it, is folded into
+// it (action bits OR-ed, play time maxed): replaying samples after a restore, or a
+// late-label correction of the same impression, does not duplicate history (the
+// look-back stops at the first older behaviour, so out-of-order histories may miss a
+// fold).
 //
 //   KvStore::Options o;  o.path = dir;
 //   BehaviourCache::Configure(&o, /*max_len=*/10000);     // family + merge operator
