@@ -217,6 +217,16 @@ TEST_F(TwinCycleTest, HistoriesFlowThroughTheCacheIntoTraining) {
     }
   }
   EXPECT_GT((*trainer_)->model().projection_cache()->size(), 0);
+  // Inference mode (what serving runs) scores with the module too.
+  BatchBuilder builder(testing::SmallConfig(FAMILY_MMOE).model(), 3);
+  Rng rng(9);
+  for (const Sample& s : Samples(8, 6, 40, 9'000'000, &rng)) ASSERT_TRUE(builder.Add(s).ok());
+  Batch batch = builder.Finish();
+  ASSERT_TRUE(AttachBehaviours(*cache_, &batch).ok());
+  auto predicted = (*trainer_)->Predict(batch);
+  ASSERT_TRUE(predicted.ok()) << predicted.status();
+  EXPECT_TRUE(predicted->allFinite());
+  EXPECT_NE((*trainer_)->model().twin()->selected(0).size(), 0u);
   const std::string text = metrics.Render();
   EXPECT_NE(text.find("freshet_learner_twin_consistency"), std::string::npos);
   EXPECT_NE(text.find("freshet_store_projection_lookups_total{result=\"hit\"}"), std::string::npos);
