@@ -63,6 +63,9 @@ Status BatchBuilder::Add(const Sample& sample) {
     weights_.push_back(sample.weight_size() == 0 ? 1.0f : sample.weight(t));
   }
   max_event_time_ms_ = std::max(max_event_time_ms_, sample.event_time_ms());
+  user_ids_.push_back(sample.user_id());
+  item_ids_.push_back(sample.item_id());
+  event_times_ms_.push_back(sample.event_time_ms());
   return Status::Ok();
 }
 
@@ -75,6 +78,12 @@ Batch BatchBuilder::Finish() {
   b.masks = Eigen::Map<RowMatrixF>(masks_.data(), b.size, num_tasks_);
   b.weights = Eigen::Map<RowMatrixF>(weights_.data(), b.size, num_tasks_);
   b.max_event_time_ms = max_event_time_ms_;
+  b.user_ids = std::move(user_ids_);
+  b.item_ids = std::move(item_ids_);
+  b.event_times_ms = std::move(event_times_ms_);
+  user_ids_.clear();
+  item_ids_.clear();
+  event_times_ms_.clear();
   sparse_.assign(b.sparse.size(), Batch::SparseSlot{});
   for (auto& s : sparse_) s.offsets = {0};
   dense_.clear();
@@ -83,6 +92,46 @@ Batch BatchBuilder::Finish() {
   weights_.clear();
   max_event_time_ms_ = 0;
   return b;
+}
+
+Status AttachBehaviours(const store::BehaviourCache& cache, Batch* batch) {
+  if (static_cast<int>(batch->user_ids.size()) != batch->size)
+    return InvalidArgumentError("batch has " + std::to_string(batch->user_ids.size()) + " user ids for " +
+                                std::to_string(batch->size) + " samples (build it with BatchBuilder)");
+  ASSIGN_OR_RETURN(std::vector<std::vector<store::Behaviour>> histories, cache.MultiRead(batch->user_ids));
+  batch->behaviours.clear();
+  batch->behaviour_offsets.assign(1, 0);
+  for (const auto& h : histories) {
+    batch->behaviours.insert(batch->behaviours.end(), h.begin(), h.end());
+    batch->behaviour_offsets.push_back(static_cast<int32_t>(batch->behaviours.size()));
+  }
+  return Status::Ok();
+}
+
+void QueueEngagements(const Batch& batch, const std::vector<bool>& binary_task, int play_time_task,
+                      const store::BehaviourCache& cache, store::WriteBatch* out) {
+  if (static_cast<int>(batch.user_ids.size()) != batch.size || static_cast<int>(batch.item_ids.size()) != batch.size ||
+      static_cast<int>(batch.event_times_ms.size()) != batch.size)
+    return;  // not built by BatchBuilder: no ids to key histories by
+  // One merge per user, behaviours in event-time order.
+  std::unordered_map<uint64_t, std::vector<store::Behaviour>> by_user;
+  std::vector<uint64_t> order;
+  for (int b = 0; b < batch.size; ++b) {
+    uint32_t actions = 0;
+    for (int t = 0; t < static_cast<int>(binary_task.size()) && t < 32; ++t)
+      if (binary_task[t] && batch.masks(b, t) > 0 && batch.labels(b, t) > 0.5f) actions |= 1u << t;
+    if (actions == 0) continue;
+    double play_s = play_time_task >= 0 && batch.masks(b, play_time_task) > 0 ? batch.labels(b, play_time_task) : 0.0;
+    play_s = std::clamp(play_s, 0.0, 4.0e6);  // saturate at ~46 days, below 2^32 ms
+    auto [it, inserted] = by_user.try_emplace(batch.user_ids[b]);
+    if (inserted) order.push_back(batch.user_ids[b]);
+    it->second.push_back({batch.item_ids[b], batch.event_times_ms[b], actions, static_cast<uint32_t>(play_s * 1000.0)});
+  }
+  for (uint64_t u : order) {
+    auto& v = by_user[u];
+    std::stable_sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.time_ms < y.time_ms; });
+    cache.Append(out, u, v);
+  }
 }
 
 }  // namespace freshet

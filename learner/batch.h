@@ -9,6 +9,10 @@
 //   labels      (B, T)  task t's label (binary 0/1 or regression value)
 //   masks       (B, T)  1 when the label is observed and the sample is in t's space
 //   weights     (B, T)  per-sample importance weight (1 unless a label policy sets it)
+//   user_ids, item_ids, event_times_ms   (B) each: the TWIN module's keys and request times
+//   behaviours  long-term histories (TWIN), CSR like a sparse slot, oldest first:
+//                 sample b's are behaviours[behaviour_offsets[b], behaviour_offsets[b+1]);
+//                 offsets empty = no histories attached (AttachBehaviours fills them)
 //
 // Thread-safety: plain value.
 #pragma once
@@ -23,6 +27,7 @@
 #include "common/status.h"
 #include "schemas/model_config.pb.h"
 #include "schemas/sample.pb.h"
+#include "store/behaviour_cache.h"
 
 namespace freshet {
 
@@ -41,7 +46,24 @@ struct Batch {
   RowMatrixF weights;               // (B, T)
   // Newest event time among the samples (for freshness and embedding timestamps).
   int64_t max_event_time_ms = 0;
+  std::vector<uint64_t> user_ids;              // (B), or empty
+  std::vector<uint64_t> item_ids;              // (B), or empty
+  std::vector<int64_t> event_times_ms;         // (B), or empty
+  std::vector<store::Behaviour> behaviours;    // all histories back to back
+  std::vector<int32_t> behaviour_offsets;      // (B+1), or empty
 };
+
+// Reads the histories of the batch's users (one MultiGet) into batch->behaviours.
+// REQUIRES: batch->user_ids has B entries (BatchBuilder fills it).
+[[nodiscard]] Status AttachBehaviours(const store::BehaviourCache& cache, Batch* batch);
+
+// Queues the batch's engagements as appends to their users' histories: a sample
+// engaged when a binary task's label is observed and positive; action bit t = task t
+// positive; play_ms = 1000 × the label of task `play_time_task` (−1: none). Call it
+// AFTER the batch is trained so no sample sees its own engagement.
+// binary_task: (T) whether task t is binary.
+void QueueEngagements(const Batch& batch, const std::vector<bool>& binary_task, int play_time_task,
+                      const store::BehaviourCache& cache, store::WriteBatch* out);
 
 // Accumulates Samples into a Batch. The slot layout comes from the ModelConfig;
 // the task count from the task list.
@@ -72,6 +94,8 @@ class BatchBuilder {
   int dense_dim_ = 0;
   std::vector<Batch::SparseSlot> sparse_;
   std::vector<float> dense_, labels_, masks_, weights_;
+  std::vector<uint64_t> user_ids_, item_ids_;
+  std::vector<int64_t> event_times_ms_;
   int64_t max_event_time_ms_ = 0;
   int64_t unknown_slot_features_ = 0;
 };

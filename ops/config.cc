@@ -286,6 +286,24 @@ Status Validate(const FreshetConfig& c) {
   v.Require(l.metrics_interval_ms() >= 10, "learner.metrics_interval_ms", l.metrics_interval_ms(), "must be >= 10");
   v.Require(l.eviction_interval_ms() >= 10, "learner.eviction_interval_ms", l.eviction_interval_ms(), "must be >= 10");
   v.Require(l.correction_weight_cap() >= 1, "learner.correction_weight_cap", l.correction_weight_cap(), "must be >= 1");
+  const TwinConfig& tw = l.model().twin();
+  if (tw.enabled()) {
+    bool slot_known = false;
+    for (const auto& s : l.model().sparse_slots()) slot_known |= s.slot() == tw.item_slot();
+    v.Require(slot_known, "learner.model.twin.item_slot", tw.item_slot(), "must be one of learner.model.sparse_slots");
+    v.Require(tw.max_len() >= 1 && tw.max_len() <= 100000, "learner.model.twin.max_len", tw.max_len(), "must be in [1, 100000]");
+    v.Require(tw.top_k() >= 1 && tw.top_k() <= tw.max_len(), "learner.model.twin.top_k", tw.top_k(), "must be in [1, max_len]");
+    v.Require(tw.heads() >= 1 && tw.heads() <= 64, "learner.model.twin.heads", tw.heads(), "must be in [1, 64]");
+    v.Require(tw.key_dim() >= 1, "learner.model.twin.key_dim", tw.key_dim(), "must be >= 1");
+    v.Require(tw.value_dim() >= 1, "learner.model.twin.value_dim", tw.value_dim(), "must be >= 1");
+    v.Require(tw.output_dim() >= 1, "learner.model.twin.output_dim", tw.output_dim(), "must be >= 1");
+    v.Require(tw.cross_dim() >= 1, "learner.model.twin.cross_dim", tw.cross_dim(), "must be >= 1");
+    v.Require(tw.refresh_after_versions() >= 0, "learner.model.twin.refresh_after_versions", tw.refresh_after_versions(), "must be >= 0");
+    v.Require(tw.projection_cache_items() >= 1, "learner.model.twin.projection_cache_items", tw.projection_cache_items(), "must be >= 1");
+    v.Require(tw.consistency_samples() >= 0, "learner.model.twin.consistency_samples", tw.consistency_samples(), "must be >= 0");
+    v.Require(tw.consistency_interval_steps() >= 1, "learner.model.twin.consistency_interval_steps",
+              tw.consistency_interval_steps(), "must be >= 1");
+  }
 
   const PublisherConfig& p = c.publisher();
   v.Require(p.publish_interval_ms() >= 10, "publisher.publish_interval_ms", p.publish_interval_ms(), "must be >= 10");

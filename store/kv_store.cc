@@ -4,6 +4,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -46,6 +47,11 @@ void WriteBatch::Delete(std::string_view family, std::string_view key) {
 void WriteBatch::DeleteRange(std::string_view family, std::string_view begin, std::string_view end) {
   ops_.push_back({Op::kDeleteRange, std::string(family), std::string(begin), std::string(end)});
   bytes_ += begin.size() + end.size();
+}
+
+void WriteBatch::Merge(std::string_view family, std::string_view key, std::string_view operand) {
+  ops_.push_back({Op::kMerge, std::string(family), std::string(key), std::string(operand)});
+  bytes_ += key.size() + operand.size();
 }
 
 void WriteBatch::Clear() {
@@ -114,7 +120,11 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const Options& options) {
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& n : names) descriptors.emplace_back(n, cf_options);
+  for (const auto& n : names) {
+    descriptors.emplace_back(n, cf_options);
+    auto merge = options.merge_operators.find(n);
+    if (merge != options.merge_operators.end()) descriptors.back().options.merge_operator = merge->second;
+  }
 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
@@ -134,11 +144,16 @@ Status KvStore::Write(const WriteBatch& batch) {
   rocksdb::WriteBatch wb;
   for (const auto& op : batch.ops()) {
     ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * cf, impl_->Family(op.family));
+    if (op.kind == WriteBatch::Op::kMerge && impl_->options.merge_operators.count(op.family) == 0) {
+      return InvalidArgumentError("merge into column family '" + op.family + "' of " + impl_->options.path +
+                                  ", which has no merge operator (set KvStore::Options::merge_operators)");
+    }
     rocksdb::Status s;
     switch (op.kind) {
       case WriteBatch::Op::kPut: s = wb.Put(cf, op.key, op.value); break;
       case WriteBatch::Op::kDelete: s = wb.Delete(cf, op.key); break;
       case WriteBatch::Op::kDeleteRange: s = wb.DeleteRange(cf, op.key, op.value); break;
+      case WriteBatch::Op::kMerge: s = wb.Merge(cf, op.key, op.value); break;
     }
     if (!s.ok()) return FromRocks(s, "build write batch", impl_->options.path);
   }
@@ -208,6 +223,8 @@ Status KvStore::Flush() {
   fo.wait = true;
   return FromRocks(impl_->db->Flush(fo, impl_->handles), "flush", impl_->options.path);
 }
+
+uint64_t KvStore::LatestSequence() const { return impl_->db->GetLatestSequenceNumber(); }
 
 Status KvStore::health() const {
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,10 @@
 #include <vector>
 
 #include "common/status.h"
+
+namespace rocksdb {
+class MergeOperator;
+}  // namespace rocksdb
 
 namespace freshet::store {
 
@@ -33,6 +38,9 @@ class WriteBatch {
   void Delete(std::string_view family, std::string_view key);
   // Deletes every key in [begin, end).
   void DeleteRange(std::string_view family, std::string_view begin, std::string_view end);
+  // Merges `operand` into the key's value with the family's merge operator.
+  // REQUIRES (at Write): the family was opened with a merge operator.
+  void Merge(std::string_view family, std::string_view key, std::string_view operand);
 
   size_t size() const { return ops_.size(); }
   bool empty() const { return ops_.empty(); }
@@ -41,10 +49,10 @@ class WriteBatch {
   void Clear();
 
   struct Op {
-    enum Kind { kPut, kDelete, kDeleteRange } kind;
+    enum Kind { kPut, kDelete, kDeleteRange, kMerge } kind;
     std::string family;
     std::string key;
-    std::string value;  // kPut: the value; kDeleteRange: the end key
+    std::string value;  // kPut: the value; kDeleteRange: the end key; kMerge: the operand
   };
   const std::vector<Op>& ops() const { return ops_; }
 
@@ -64,6 +72,9 @@ class KvStore {
     bool sync_writes = false;
     // Shared block cache for reads; 0 = RocksDB's default (8 MB).
     int64_t block_cache_bytes = 64 << 20;
+    // Merge operator per family name (e.g. the behaviour cache's append-and-trim).
+    // A family holding merge operands must be opened with its operator every time.
+    std::map<std::string, std::shared_ptr<rocksdb::MergeOperator>> merge_operators;
   };
 
   // Opens (creating the directory when allowed) the database and its families. An
@@ -91,6 +102,10 @@ class KvStore {
   Status Checkpoint(const std::string& dir) const;
   // Flushes memtables to SST files (tests, clean shutdown).
   Status Flush();
+
+  // The sequence number of the newest write (RocksDB's, monotonic across reopen).
+  // Checkpoint manifests record it (ModelManifest.behaviour_cache_sequence).
+  uint64_t LatestSequence() const;
 
   // OK, or the first write error (sticky).
   Status health() const;

@@ -58,7 +58,7 @@ void Model<T>::EmbedBatch(const Batch& batch, bool training, int64_t now_ms) {
       if (layout.mean && n > 0) out /= T(n);
     }
   }
-  x.rightCols(dense_dim_) = batch.dense.template cast<T>();
+  x.middleCols(input_dim_ - twin_width_ - dense_dim_, dense_dim_) = batch.dense.template cast<T>();
   last_batch_ = &batch;
 }
 
@@ -75,6 +75,7 @@ void Model<T>::RunOps(bool training) {
 template <typename T>
 void Model<T>::Forward(const Batch& batch, bool training, int64_t now_ms) {
   EmbedBatch(batch, training, now_ms);
+  if (twin_) RunTwin(batch);
   RunOps(training);
 }
 
@@ -102,6 +103,7 @@ void Model<T>::Backward(const Mat<T>& dlogits) {
 
   // Embedding rows: d w(id) += dx.row(b).segment(column_s, dim_s) (÷ |bag| for mean).
   if (last_batch_ == nullptr) return;
+  if (twin_) BackwardTwin();  // adds the query's gradient to dx before it is scattered
   const Mat<T>& dx = buffers_.grad[0];
   for (size_t s = 0; s < slots_.size(); ++s) {
     const SparseSlotLayout& layout = slots_[s];
@@ -116,6 +118,22 @@ void Model<T>::Backward(const Mat<T>& dlogits) {
         if (u >= 0) g.grad.row(u) += scale * dx.row(b).segment(layout.column, layout.dim);
       }
     }
+  }
+  if (!twin_) return;
+  // Behaviour items ESU attended to: their rows join the item slot's gradient.
+  SparseGrad& g = sparse_grads_[twin_slot_];
+  std::unordered_map<int32_t, int32_t> local;
+  for (size_t u = 0; u < g.rows.size(); ++u) local.emplace(g.rows[u].row, static_cast<int32_t>(u));
+  for (const auto& [item, grad] : twin_features_->grads) {
+    const RowId row = table_->Lookup(twin_slot_, item);
+    if (!row.valid()) continue;
+    auto [it, inserted] = local.emplace(row.row, static_cast<int32_t>(g.rows.size()));
+    if (inserted) {
+      g.rows.push_back(row);
+      g.grad.conservativeResize(g.grad.rows() + 1, Eigen::NoChange);
+      g.grad.row(it->second).setZero();
+    }
+    g.grad.row(it->second) += grad;
   }
 }
 

@@ -4,7 +4,12 @@
 //                                                  ├─► x (B, D_in) ─► ops (experts, gates) ─► towers ─► logits (B, T)
 //   Batch.dense (B, D_dense) ──────────────────────┘
 //
-// D_in = Σ_s dim_s + D_dense. The op list (ops.h) is what differs between
+// With TWIN enabled (ModelConfig.twin, learner/cpu/twin.h) the module reads the item
+// slot's embedding as its query and the batch's behaviour histories, and its output
+// (B, d_twin) is appended: x = [slots | dense | twin], D_in = Σ_s dim_s + D_dense + d_twin.
+// Its projection cache is stamped with set_version()'s value (the trainer's step).
+//
+// D_in = Σ_s dim_s + D_dense (+ d_twin). The op list (ops.h) is what differs between
 // shared-bottom, single-task, MMoE, CGC, PLE and HoME; BuildModel (model_builder.h)
 // writes it from the typed config, and nothing else constructs a Model.
 //
@@ -22,6 +27,8 @@
 #include "learner/cpu/embedding_table.h"
 #include "learner/cpu/loss.h"
 #include "learner/cpu/ops.h"
+#include "learner/cpu/twin.h"
+#include "store/projection_cache.h"
 
 namespace freshet::cpu {
 
@@ -74,12 +81,41 @@ class Model {
   int input_dim() const { return input_dim_; }
   int num_tasks() const { return static_cast<int>(tasks_.size()); }
 
+  // TWIN (null when disabled). The version stamps refreshed projections.
+  Twin<T>* twin() { return twin_.get(); }
+  store::ProjectionCache* projection_cache() { return projection_cache_.get(); }
+  void set_version(int64_t version) { version_ = version; }
+  // GSU/ESU top-k overlap on up to max_samples requests of the last batch Forward
+  // (twin.h Consistency). REQUIRES: twin() and that batch still alive.
+  double TwinConsistency(int max_samples);
+
  private:
   friend class ModelBuilder<T>;
   Model() = default;
 
   void EmbedBatch(const Batch& batch, bool training, int64_t now_ms);  // → buffers_.value[0]
   void RunOps(bool training);
+  void RunTwin(const Batch& batch);                                   // → x's twin columns
+  void BackwardTwin();                                                // → dx, twin_grads_
+
+  // K_h of behaviour items from the item slot's embedding rows (never admitting);
+  // their gradients are collected and folded into the slot's sparse gradient.
+  class TwinEmbeddings : public TwinItemFeatures<T> {
+   public:
+    explicit TwinEmbeddings(Model* m) : m_(m) {}
+    void Inherent(uint64_t item, T* out) override {
+      const int dim = m_->slots_[m_->twin_slot_].dim;
+      const RowId row = m_->table_->Lookup(m_->twin_slot_, item);
+      if (row.valid()) std::copy(m_->table_->Weights(row), m_->table_->Weights(row) + dim, out);
+      else std::fill(out, out + dim, T(0));  // unknown item: zero features, as in pooling
+    }
+    void AccumulateInherentGrad(uint64_t item, const T* grad) override {
+      grads.emplace_back(item, Eigen::Map<const RowVec<T>>(grad, m_->slots_[m_->twin_slot_].dim));
+    }
+    std::vector<std::pair<uint64_t, RowVec<T>>> grads;
+   private:
+    Model* m_;
+  };
 
   std::vector<TaskSpec> tasks_;
   std::vector<SparseSlotLayout> slots_;
@@ -101,6 +137,16 @@ class Model {
   std::vector<std::vector<int32_t>> occurrence_row_;
   std::vector<SparseGrad> sparse_grads_;
   const Batch* last_batch_ = nullptr;
+
+  std::unique_ptr<Twin<T>> twin_;
+  std::unique_ptr<store::ProjectionCache> projection_cache_;
+  std::unique_ptr<TwinEmbeddings> twin_features_;
+  int twin_slot_ = -1;       // index in slots_ of the item slot
+  int twin_width_ = 0;       // d_twin, 0 when disabled
+  int64_t version_ = 0;
+  std::vector<TwinRequest> twin_requests_;  // (B) views into last_batch_
+  Mat<T> twin_query_;                       // (B, H)
+  Mat<T> twin_out_;                         // (B, d_twin)
 };
 
 }  // namespace freshet::cpu

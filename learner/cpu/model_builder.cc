@@ -41,8 +41,8 @@ Act ToAct(Activation a) {
 template <typename T>
 class ModelBuilder {
  public:
-  ModelBuilder(const LearnerConfig& config, const std::vector<TaskSpec>& tasks)
-      : config_(config), mc_(config.model()), rng_(config.seed()), model_(new Model<T>()) {
+  ModelBuilder(const LearnerConfig& config, const std::vector<TaskSpec>& tasks, MetricsRegistry* metrics)
+      : config_(config), mc_(config.model()), rng_(config.seed()), model_(new Model<T>()), metrics_(metrics) {
     model_->tasks_ = tasks;
   }
 
@@ -63,6 +63,7 @@ class ModelBuilder {
       op->CollectParams(&model_->params_);
       op->CollectBuffers(&model_->state_buffers_);
     }
+    BuildTwin();  // last: with TWIN off nothing above draws differently
     return std::move(model_);
   }
 
@@ -89,6 +90,7 @@ class ModelBuilder {
       if (d.width() <= 0) return InvalidArgumentError("learner.model.dense_slots[" + std::to_string(d.slot()) + "].width must be > 0");
     if (mc_.sparse_slots_size() + mc_.dense_slots_size() == 0)
       return InvalidArgumentError("learner.model: no sparse_slots and no dense_slots");
+    RETURN_IF_ERROR(ValidateTwinConfig(mc_));
     if (mc_.family() == FAMILY_HOME) {
       const HomeConfig& h = mc_.home();
       if (h.feature_gate() && h.feature_gate_rank() <= 0)
@@ -103,7 +105,29 @@ class ModelBuilder {
     return Status::Ok();
   }
 
-  // x = [embedding slot 0 | … | slot S−1 | dense]; buffer 0.
+  // TWIN reads the item slot's embedding and appends its output to x (model.h).
+  void BuildTwin() {
+    const TwinConfig& t = mc_.twin();
+    if (!t.enabled()) return;
+    Model<T>& m = *model_;
+    TwinSpec spec;
+    spec.item_dim = m.slots_[m.twin_slot_].dim;
+    spec.heads = t.heads();
+    spec.key_dim = t.key_dim();
+    spec.value_dim = t.value_dim();
+    spec.output_dim = t.output_dim();
+    spec.cross_dim = t.cross_dim();
+    spec.top_k = t.top_k();
+    spec.max_len = t.max_len();
+    m.twin_ = std::make_unique<Twin<T>>("twin", spec, &rng_);
+    m.twin_->CollectParams(&m.params_);
+    m.projection_cache_ = std::make_unique<store::ProjectionCache>(
+        store::ProjectionCache::Options{spec.projection_width(), t.refresh_after_versions(), t.projection_cache_items()},
+        metrics_);
+    m.twin_features_ = std::make_unique<typename Model<T>::TwinEmbeddings>(&m);
+  }
+
+  // x = [embedding slot 0 | … | slot S−1 | dense | twin]; buffer 0.
   void BuildInput() {
     Model<T>& m = *model_;
     EmbeddingTableOptions opt;
@@ -114,7 +138,11 @@ class ModelBuilder {
       column += s.dim();
     }
     for (const DenseSlotConfig& d : mc_.dense_slots()) m.dense_dim_ += d.width();
-    m.input_dim_ = column + m.dense_dim_;
+    if (mc_.twin().enabled()) {
+      m.twin_slot_ = TwinSlotIndex(mc_);
+      m.twin_width_ = mc_.twin().output_dim();
+    }
+    m.input_dim_ = column + m.dense_dim_ + m.twin_width_;
     const EmbeddingTableConfig& e = config_.embedding();
     opt.min_count = e.min_count();
     opt.cms_width = e.cms_width();
@@ -365,15 +393,18 @@ class ModelBuilder {
   const ModelConfig& mc_;
   Rng rng_;
   std::unique_ptr<Model<T>> model_;
+  MetricsRegistry* metrics_;
 };
 
 template <typename T>
 StatusOr<std::unique_ptr<Model<T>>> BuildModel(const LearnerConfig& config,
-                                               const std::vector<TaskSpec>& tasks) {
-  return ModelBuilder<T>(config, tasks).Build();
+                                               const std::vector<TaskSpec>& tasks, MetricsRegistry* metrics) {
+  return ModelBuilder<T>(config, tasks, metrics).Build();
 }
 
-template StatusOr<std::unique_ptr<Model<float>>> BuildModel<float>(const LearnerConfig&, const std::vector<TaskSpec>&);
-template StatusOr<std::unique_ptr<Model<double>>> BuildModel<double>(const LearnerConfig&, const std::vector<TaskSpec>&);
+template StatusOr<std::unique_ptr<Model<float>>> BuildModel<float>(const LearnerConfig&, const std::vector<TaskSpec>&,
+                                                                   MetricsRegistry*);
+template StatusOr<std::unique_ptr<Model<double>>> BuildModel<double>(const LearnerConfig&, const std::vector<TaskSpec>&,
+                                                                     MetricsRegistry*);
 
 }  // namespace freshet::cpu

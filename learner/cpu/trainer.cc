@@ -12,11 +12,15 @@ constexpr uint64_t kStateMagic = 0x314E524C48535246ull;  // "FRSHLRN1"
 
 template <typename T>
 StatusOr<std::unique_ptr<Trainer<T>>> Trainer<T>::Create(const LearnerConfig& config,
-                                                         const std::vector<TaskConfig>& tasks) {
+                                                         const std::vector<TaskConfig>& tasks,
+                                                         MetricsRegistry* metrics) {
   ASSIGN_OR_RETURN(std::vector<TaskSpec> specs, TaskSpecsFromConfig(tasks));
   std::unique_ptr<Trainer> trainer(new Trainer());
   trainer->config_ = config;
-  ASSIGN_OR_RETURN(trainer->model_, BuildModel<T>(config, specs));
+  ASSIGN_OR_RETURN(trainer->model_, BuildModel<T>(config, specs, metrics));
+  if (trainer->model_->twin() != nullptr && metrics != nullptr)
+    trainer->twin_consistency_ = metrics->GetGauge("freshet_learner_twin_consistency",
+                                                   "Share of ESU's top-k over the whole history that GSU selected");
   trainer->dense_opt_ = std::make_unique<DenseOptimizer<T>>(config.dense_optimizer(), trainer->model_->params());
   trainer->sparse_opt_ = std::make_unique<SparseOptimizer<T>>(config.sparse_optimizer());
   return trainer;
@@ -39,6 +43,12 @@ Status Trainer<T>::CheckBatch(const Batch& batch) const {
   for (const auto& d : mc.dense_slots()) dense += d.width();
   if (batch.dense.rows() != batch.size || batch.dense.cols() != dense)
     return InvalidArgumentError("batch dense is not (B, " + std::to_string(dense) + ")");
+  if (!batch.behaviour_offsets.empty() &&
+      (batch.behaviour_offsets.size() != static_cast<size_t>(batch.size) + 1 ||
+       batch.behaviour_offsets.back() != static_cast<int32_t>(batch.behaviours.size())))
+    return InvalidArgumentError("batch behaviour_offsets do not describe its behaviours");
+  if (!batch.event_times_ms.empty() && static_cast<int>(batch.event_times_ms.size()) != batch.size)
+    return InvalidArgumentError("batch event_times_ms is not (B)");
   return Status::Ok();
 }
 
@@ -47,7 +57,13 @@ StatusOr<StepResult<T>> Trainer<T>::Train(const Batch& batch, int64_t now_ms, co
   RETURN_IF_ERROR(CheckBatch(batch));
   StepResult<T> result;
   // 1. forward (training mode: ids are admitted, BN uses batch statistics).
+  model_->set_version(steps());
   model_->Forward(batch, /*training=*/true, now_ms);
+  const TwinConfig& twin = config_.model().twin();
+  if (model_->twin() != nullptr && twin.consistency_samples() > 0 && steps() % twin.consistency_interval_steps() == 0) {
+    result.twin_consistency = model_->TwinConsistency(twin.consistency_samples());
+    if (twin_consistency_ != nullptr) twin_consistency_->Set(result.twin_consistency);
+  }
   // 2. predictions before the update (prequential scoring).
   PredictionsFromLogits(model_->tasks(), model_->logits(), &result.predictions);
   // 3. masked multi-task loss and dL/dlogits.
@@ -143,6 +159,7 @@ Status Trainer<T>::LoadState(std::string_view bytes) {
   RETURN_IF_ERROR(dense_opt_->Load(&r));
   RETURN_IF_ERROR(model_->embeddings().Load(&r));
   if (!r.done()) return DataLossError("learner state has trailing bytes");
+  if (model_->projection_cache() != nullptr) model_->projection_cache()->Clear();
   return Status::Ok();
 }
 

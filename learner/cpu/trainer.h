@@ -39,14 +39,18 @@ struct StepResult {
   T loss = 0;                  // Σ_k ω_k L_k
   std::vector<T> task_loss;    // L_k
   std::vector<int> observed;   // samples with mask bit set, per task
+  double twin_consistency = -1;  // GSU/ESU top-k overlap when measured this step, else −1
 };
 
 template <typename T>
 class Trainer {
  public:
   // InvalidArgument (naming the field) for a bad model config or task list.
+  // metrics (may be null) receives freshet_learner_twin_consistency and the TWIN
+  // projection cache's metrics when the model has TWIN.
   static StatusOr<std::unique_ptr<Trainer>> Create(const LearnerConfig& config,
-                                                   const std::vector<TaskConfig>& tasks);
+                                                   const std::vector<TaskConfig>& tasks,
+                                                   MetricsRegistry* metrics = nullptr);
 
   // Rewrites the (B, T) loss weights from this step's predictions (B, T) before the
   // loss: the prediction-dependent importance weights of label policies
@@ -64,6 +68,13 @@ class Trainer {
   // Inference-mode predictions (B, T): no admission, BN running stats, no update.
   StatusOr<Mat<T>> Predict(const Batch& batch);
 
+  // TWIN (ModelConfig.twin): the trainer stamps projections with steps() as the
+  // model version and measures GSU/ESU consistency every consistency_interval_steps.
+  // State save/restore covers the module's parameters; the projection cache is
+  // dropped on LoadState (entries of discarded weights must not be served), so with
+  // refresh_after_versions > 0 a resumed run re-projects where the straight run would
+  // have served cached projections.
+  //
   // All learner state as bytes (see the header comment).
   std::string SaveState() const;
   // REQUIRES: a Trainer created from the same config. DataLoss when truncated or
@@ -82,6 +93,7 @@ class Trainer {
   std::unique_ptr<Model<T>> model_;
   std::unique_ptr<DenseOptimizer<T>> dense_opt_;
   std::unique_ptr<SparseOptimizer<T>> sparse_opt_;
+  Gauge* twin_consistency_ = nullptr;  // null unless TWIN and a registry
 };
 
 }  // namespace freshet::cpu
