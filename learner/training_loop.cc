@@ -202,6 +202,7 @@ Status TrainingLoop::TrainPending() {
       }
       const int64_t stamp = std::max(stream_time_ms_, batch.max_event_time_ms);
       StatusOr<cpu::StepResult<float>> r = trainer_->Train(batch, stamp, adjust);
+      if (publish_hooks_.after_step) publish_hooks_.after_step(batch);
       if (!r.ok()) {
         detail = r.status().message();
         if (r.status().code() == StatusCode::kInternal) {
@@ -275,6 +276,7 @@ Status TrainingLoop::Tick() {
     if (last_step_ok_) RunDiagnostics();
   }
   if (checkpoints_ && now >= next_checkpoint_ms_) RETURN_IF_ERROR(Checkpoint());
+  if (publish_hooks_.on_tick) publish_hooks_.on_tick();
   return Status::Ok();
 }
 
