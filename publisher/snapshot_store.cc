@@ -177,12 +177,17 @@ uint64_t SnapshotStore::RetentionCut(uint64_t version, UpdateKind kind) const {
 }
 
 Status SnapshotStore::Write(const ModelUpdate& update) {
+  std::string payload;
+  if (!update.SerializeToString(&payload))
+    return InternalError(Where(update.manifest().version()) + ": cannot serialize the update");
+  return Write(update, payload);
+}
+
+Status SnapshotStore::Write(const ModelUpdate& update, const std::string& payload) {
   const ModelManifest& m = update.manifest();
   const uint64_t version = m.version();
   if (m.kind() != UPDATE_FULL && m.kind() != UPDATE_DELTA)
     return InvalidArgumentError(Where(version) + ": kind must be FULL or DELTA");
-  std::string payload;
-  if (!update.SerializeToString(&payload)) return InternalError(Where(version) + ": cannot serialize the update");
   std::string manifest;
   if (!m.SerializeToString(&manifest)) return InternalError(Where(version) + ": cannot serialize the manifest");
 

@@ -63,6 +63,8 @@ class SnapshotStore {
   // Writes `update` as version update.manifest().version(), which must exceed
   // newest_version() (InvalidArgument otherwise), then applies retention.
   Status Write(const ModelUpdate& update);
+  // As Write, with `payload` = update.SerializeAsString() already made by the caller.
+  Status Write(const ModelUpdate& update, const std::string& payload);
   // Manifests present, ascending by version; `pinned` set on the pinned one.
   StatusOr<std::vector<ModelManifest>> List() const;
   // The stored update of version v. NotFound when absent; DataLoss when its bytes
