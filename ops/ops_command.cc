@@ -10,12 +10,11 @@
 // (default admin.token_file; the mutating calls need it), --json (versions as JSON),
 // --config FILE. Exit codes: 0 done, 1 the learner refused or is unreachable, 2 usage.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "common/http_client.h"
 #include "ops/command_util.h"
 #include "ops/commands.h"
+#include "ops/learner_component.h"
 
 namespace freshet::ops {
 namespace {
@@ -26,17 +25,6 @@ constexpr const char* kOpsUsage =
 int Fail(const std::string& message, int code = 1) {
   std::fprintf(stderr, "freshet ops: %s\n", message.c_str());
   return code;
-}
-
-StatusOr<std::string> ReadToken(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFoundError("cannot read the admin token file " + path + " (--token-file or admin.token_file)");
-  std::stringstream s;
-  s << in.rdbuf();
-  std::string token = s.str();
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
-  if (token.empty()) return InvalidArgumentError("the admin token file " + path + " is empty");
-  return token;
 }
 
 }  // namespace
@@ -83,7 +71,7 @@ int OpsCommand(const std::vector<std::string>& args) {
     if (token_file.empty())
       return Fail(action + " changes what serving serves and needs the admin token: pass --token-file F (the file "
                   "named by the learner's admin.token_file)", 2);
-    auto token = ReadToken(token_file);
+    auto token = ReadAdminTokenFile(token_file);
     if (!token.ok()) return Fail(token.status().message(), 2);
     headers["Authorization"] = "Bearer " + *token;
   }
