@@ -75,12 +75,8 @@ StatusOr<std::unique_ptr<LearnerComponent>> LearnerComponent::Start(Options opti
   store::KvStore* db = c->store_.get();
   c->admin_->AddReadinessCheck("store", [db] { return db->health(); });
   c->admin_->AddReadinessCheck("learner", [l] { return l->Ready(); });
-  c->admin_->SetStatusProvider([l, pub] {
-    std::string json = l->StatusJson();
-    if (pub != nullptr && !json.empty() && json.back() == '}')
-      json.insert(json.size() - 1, ",\"publisher\":" + pub->StatusJson());
-    return json;
-  });
+  LearnerComponent* self = c.get();
+  c->admin_->SetStatusProvider([self] { return self->StatusJson(); });
   if (pub != nullptr) {
     c->admin_->AddReadinessCheck("publisher", [pub] { return pub->Ready(); });
     pub->RegisterAdmin(c->admin_.get());
@@ -94,6 +90,13 @@ StatusOr<std::unique_ptr<LearnerComponent>> LearnerComponent::Start(Options opti
     return s;
   }
   return c;
+}
+
+std::string LearnerComponent::StatusJson() const {
+  std::string json = learner_->StatusJson();
+  if (publisher_ && !json.empty() && json.back() == '}')
+    json.insert(json.size() - 1, ",\"publisher\":" + publisher_->StatusJson());
+  return json;
 }
 
 LearnerComponent::~LearnerComponent() {

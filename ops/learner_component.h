@@ -48,7 +48,8 @@ class LearnerComponent {
   // False once the learner has failed (a sticky error); the caller should stop.
   bool running() const { return learner_->error().ok(); }
   learner::LearnerProgress Progress() const { return learner_->Progress(); }
-  std::string StatusJson() const { return learner_->StatusJson(); }
+  // The learner's /status object, with a "publisher" member when it publishes.
+  std::string StatusJson() const;
   std::string admin_url() const { return admin_->url(); }
   MetricsRegistry* metrics() { return &metrics_; }
   // nullptr when publisher.enabled is false.

@@ -234,6 +234,16 @@ StatusOr<std::vector<ModelManifest>> SnapshotStore::List() const {
   return out;
 }
 
+StatusOr<ModelManifest> SnapshotStore::Manifest(uint64_t version) const {
+  ASSIGN_OR_RETURN(std::optional<std::string> bytes, store_->Get(kFamily, VKey('m', version)));
+  if (!bytes) return NotFoundError(Where(version) + " is not in the snapshot store (see `freshet ops versions`)");
+  ModelManifest m;
+  if (!m.ParseFromString(*bytes)) return DataLossError(Where(version) + ": manifest unreadable");
+  const std::optional<uint64_t> pin = pinned();
+  m.set_pinned(pin && *pin == version);
+  return m;
+}
+
 StatusOr<ModelUpdate> SnapshotStore::Read(uint64_t version) const {
   ASSIGN_OR_RETURN(std::optional<std::string> info, store_->Get(kFamily, VKey('x', version)));
   ASSIGN_OR_RETURN(std::optional<std::string> manifest, store_->Get(kFamily, VKey('m', version)));

@@ -67,6 +67,8 @@ class SnapshotStore {
   Status Write(const ModelUpdate& update, const std::string& payload);
   // Manifests present, ascending by version; `pinned` set on the pinned one.
   StatusOr<std::vector<ModelManifest>> List() const;
+  // The manifest of version v (no payload read). NotFound when absent.
+  StatusOr<ModelManifest> Manifest(uint64_t version) const;
   // The stored update of version v. NotFound when absent; DataLoss when its bytes
   // do not verify.
   StatusOr<ModelUpdate> Read(uint64_t version) const;
