@@ -80,7 +80,7 @@ int OpsCommand(const std::vector<std::string>& args) {
   if (!r.ok())
     return Fail("the learner's admin server at " + host + ":" + std::to_string(port) + " is unreachable (" +
                 r.status().message() + "); is `freshet learn` or `freshet run` running? pass --learner HOST:PORT");
-  if (r->status == 404)
+  if (r->status == 404 && r->body.rfind("no such admin path", 0) == 0)
     return Fail("the daemon at " + host + ":" + std::to_string(port) + " has no publisher (" + path + ": 404)");
   std::fputs(r->body.c_str(), r->status == 200 ? stdout : stderr);
   if (!r->body.empty() && r->body.back() != '\n') std::fputc('\n', r->status == 200 ? stdout : stderr);
