@@ -55,7 +55,7 @@ bool WaitExit(pid_t pid, int timeout_ms) {
 }  // namespace
 
 StatusOr<std::unique_ptr<ServingFleet>> ServingFleet::Start(const FreshetConfig& config, const std::string& dir,
-                                                            int count) {
+                                                            int count, const std::string& binary_path) {
   std::unique_ptr<ServingFleet> fleet(new ServingFleet());
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -71,7 +71,8 @@ StatusOr<std::unique_ptr<ServingFleet>> ServingFleet::Start(const FreshetConfig&
     out << ConfigToText(serving);
     if (!out) return InternalError("cannot write " + config_path);
   }
-  const std::string binary = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  const std::string binary =
+      binary_path.empty() ? std::filesystem::read_symlink("/proc/self/exe", ec).string() : binary_path;
   if (ec) return InternalError("cannot find this program's path (/proc/self/exe): " + ec.message());
   const int push_base = config.serving().push_base_port(), admin_base = config.admin().serving_base_port();
   for (int i = 0; i < count; ++i) {

@@ -42,9 +42,11 @@ class ServingFleet {
   };
 
   // Starts `count` replicas and waits (up to 20 s each) until each has bound its
-  // ports. Errors name the replica and its log file; replicas already started are
+  // ports. `binary`: the `freshet` executable ("" = this process's own, as in `freshet
+  // run`). Errors name the replica and its log file; replicas already started are
   // stopped again.
-  static StatusOr<std::unique_ptr<ServingFleet>> Start(const FreshetConfig& config, const std::string& dir, int count);
+  static StatusOr<std::unique_ptr<ServingFleet>> Start(const FreshetConfig& config, const std::string& dir, int count,
+                                                       const std::string& binary = "");
   ~ServingFleet();  // Stop()
   // Stops the replicas last-started-first. Idempotent.
   void Stop();
