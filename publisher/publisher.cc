@@ -145,8 +145,11 @@ void Publisher::OnTick() {
       else cut = s;
     }
   }
+  // A requested FULL that did not get out (gate, pin) is retried at the next interval,
+  // not at every tick.
+  if (full && !(cut.ok() && cut->version != 0 && cut->kind == UPDATE_FULL)) full_next_cut_ = true;
   std::lock_guard<std::mutex> lock(mu_);
-  if (cut.ok() && cut->version != 0 && cut->kind == UPDATE_FULL) full_requested_ = false;
+  if (full) full_requested_ = false;
   if (unpin != 0) {
     unpin_done_ = unpin;
     unpin_result_ = cut;
@@ -185,7 +188,7 @@ Status Publisher::CutLocked(bool full, Cut* cut) {
   tracker_->RecordEvictions(&model.embeddings());
   const DeltaTracker::Pending pending = tracker_->Collect(model.embeddings());
   const uint64_t base = published_version();
-  full = full || !cut_this_run_ || pending.overflowed || base == 0 ||
+  full = full || full_next_cut_ || !cut_this_run_ || pending.overflowed || base == 0 ||
          versions_since_full_ + 1 >= options_.config.full_every_versions();
 
   const learner::TrainingLoop::TrainedStamp stamp = loop_->trained_stamp();
@@ -209,6 +212,13 @@ Status Publisher::CutLocked(bool full, Cut* cut) {
     (*m.mutable_metrics())["count/" + t.task] = static_cast<double>(t.count);
   }
   (*m.mutable_metrics())["samples_trained"] = static_cast<double>(progress.samples_trained);
+  // The AUC floors need no update: check them before building one.
+  cut->blocked = GateReason(ModelUpdate(), progress.tasks, options_.config, &cut->detail);
+  if (!cut->blocked.empty()) {
+    cut->kind = full ? UPDATE_FULL : UPDATE_DELTA;
+    Block(cut->blocked, cut->detail);
+    return Status::Ok();
+  }
   ModelUpdate update;
   if (full) {
     update = MakeFullUpdate(model, m);
@@ -227,7 +237,7 @@ Status Publisher::CutLocked(bool full, Cut* cut) {
     update.mutable_manifest()->set_sparse_rows_updated(sent - added);
   }
   cut->kind = update.manifest().kind();
-  cut->blocked = GateReason(update, progress.tasks, options_.config, &cut->detail);
+  cut->blocked = GateReason(update, {}, options_.config, &cut->detail);
   if (!cut->blocked.empty()) {
     Block(cut->blocked, cut->detail);
     return Status::Ok();
@@ -238,6 +248,7 @@ Status Publisher::CutLocked(bool full, Cut* cut) {
   tracker_->CommitDense(update);
   admitted_at_last_cut_ = model.embeddings().stats().admitted;
   versions_since_full_ = full ? 0 : versions_since_full_ + 1;
+  if (full) full_next_cut_ = false;
   cut_this_run_ = true;
   cut->version = m.version();
   const char* kind = full ? "full" : "delta";

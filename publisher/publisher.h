@@ -134,6 +134,7 @@ class Publisher {
   int64_t admitted_at_last_cut_ = 0;        // training thread
   int versions_since_full_ = 0;             // training thread
   bool cut_this_run_ = false;               // training thread
+  bool full_next_cut_ = false;              // training thread: a requested FULL is still owed
   RateLimiter warn_limiter_{5000};
 
   // Held from the pin check to the push, so a rollback and a cut never interleave.
