@@ -14,5 +14,6 @@ int ConfigCommand(const std::vector<std::string>& args);  // print / validate co
 int IngestCommand(const std::vector<std::string>& args);  // the ingest daemon
 int LearnCommand(const std::vector<std::string>& args);   // the online learner daemon
 int ReplayCommand(const std::vector<std::string>& args);  // replay a real log into Kafka
+int ServeCommand(const std::vector<std::string>& args);   // one serving replica
 
 }  // namespace freshet::ops

@@ -24,6 +24,9 @@ constexpr const char* kUsage =
     "  replay   replay a real log into the impressions/labels topics in event-time order:\n"
     "           `replay kuairand --log PATH [--speed N] [--kafka HOST:PORT] [--config FILE]`\n"
     "           (--speed N: N s of event time per wall second, 0 = as fast as possible)\n"
+    "  serve    one serving replica: applies versions pushed by the publisher, scores\n"
+    "           POST /v1/score; flags: --config FILE --replica I --push-port N --admin-port N\n"
+    "           --hmac-key-file FILE\n"
     "\n"
     "Every command accepts --config FILE (protobuf text format, see `freshet config\n"
     "--print-defaults`).\n";
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
   if (command == "ingest") return freshet::ops::IngestCommand(args);
   if (command == "learn") return freshet::ops::LearnCommand(args);
   if (command == "replay") return freshet::ops::ReplayCommand(args);
+  if (command == "serve") return freshet::ops::ServeCommand(args);
   std::fprintf(stderr, "freshet: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }
