@@ -24,6 +24,7 @@
 #include <google/protobuf/text_format.h>
 
 #include "bench/bench_util.h"
+#include "bench/synthetic_batch.h"
 #include "common/http_client.h"
 #include "common/json.h"
 #include "common/logging.h"
@@ -37,30 +38,6 @@ namespace {
 using namespace freshet;
 using bench::Seconds;
 using bench::Steady;
-
-Batch RandomBatch(const ModelConfig& m, int num_tasks, int batch, uint64_t seed) {
-  cpu::Rng rng(seed);
-  Batch b;
-  b.size = batch;
-  for (int s = 0; s < m.sparse_slots_size(); ++s) {
-    Batch::SparseSlot slot{{}, {0}};
-    for (int i = 0; i < batch; ++i) {
-      const double u = rng.Uniform();
-      slot.ids.push_back(static_cast<uint64_t>(100000.0 * u * u * u));
-      slot.offsets.push_back(static_cast<int32_t>(slot.ids.size()));
-    }
-    b.sparse.push_back(std::move(slot));
-  }
-  int dense = 0;
-  for (const auto& d : m.dense_slots()) dense += d.width();
-  b.dense.resize(batch, dense);
-  for (int64_t i = 0; i < b.dense.size(); ++i) b.dense.data()[i] = static_cast<float>(rng.Normal());
-  b.labels.resize(batch, num_tasks);
-  for (int64_t i = 0; i < b.labels.size(); ++i) b.labels.data()[i] = rng.Uniform() < 0.1 ? 1.0f : 0.0f;
-  b.masks.setOnes(batch, num_tasks);
-  b.weights.setOnes(batch, num_tasks);
-  return b;
-}
 
 // User features: the first half of the slots; each item: the second half.
 publisher::ScoreRequest MakeRequest(const ModelConfig& m, int items) {
@@ -134,7 +111,8 @@ int main(int argc, char** argv) {
   if (!trainer.ok()) return bench::Fail("bench_serve", trainer.status());
   const int batch = std::min(256, config.learner().batch_size());
   uint64_t seed = 1;
-  for (int i = 0; i < 10; ++i) (void)(*trainer)->Train(RandomBatch(model, static_cast<int>(tasks.size()), batch, seed++), 0);
+  for (int i = 0; i < 10; ++i)
+    (void)(*trainer)->Train(bench::SyntheticBatch(model, static_cast<int>(tasks.size()), batch, seed++), 0);
 
   const std::string key(32, 'k');
   config.mutable_admin()->set_serving_base_port(0);
@@ -163,7 +141,7 @@ int main(int argc, char** argv) {
     uint64_t version = 1;
     while (!stop.load()) {
       const auto tick = Steady::now();
-      Batch b = RandomBatch(model, static_cast<int>(tasks.size()), batch, seed++);
+      Batch b = bench::SyntheticBatch(model, static_cast<int>(tasks.size()), batch, seed++);
       publisher::DeltaContent d;
       for (size_t s = 0; s < b.sparse.size(); ++s)
         for (uint64_t id : b.sparse[s].ids) d.touched.push_back({static_cast<int32_t>(s), id});
