@@ -15,5 +15,6 @@ int IngestCommand(const std::vector<std::string>& args);  // the ingest daemon
 int LearnCommand(const std::vector<std::string>& args);   // the online learner daemon
 int ReplayCommand(const std::vector<std::string>& args);  // replay a real log into Kafka
 int OpsCommand(const std::vector<std::string>& args);     // versions, rollback, pin, unpin
+int ServeCommand(const std::vector<std::string>& args);   // one serving replica
 
 }  // namespace freshet::ops

@@ -314,6 +314,10 @@ Status Validate(const FreshetConfig& c) {
   const ServingConfig& sv = c.serving();
   v.Require(sv.replicas() >= 0 && sv.replicas() <= 64, "serving.replicas", sv.replicas(), "must be in [0, 64]");
   v.Require(ValidPort(sv.push_base_port()), "serving.push_base_port", sv.push_base_port(), "must be a port in [0, 65535]");
+  v.Require(!sv.push_bind_address().empty(), "serving.push_bind_address", "\"\"", "must name an address, e.g. 127.0.0.1");
+  v.Require(sv.max_frame_bytes() >= 1024, "serving.max_frame_bytes", sv.max_frame_bytes(), "must be >= 1024");
+  v.Require(sv.max_score_items() >= 1 && sv.max_score_items() <= 100000, "serving.max_score_items",
+            sv.max_score_items(), "must be in [1, 100000]");
 
   v.Require(!c.store().data_dir().empty(), "store.data_dir", "\"\"", "must name a directory");
   v.Require(c.log_level() == "debug" || c.log_level() == "info" || c.log_level() == "warning" || c.log_level() == "error",

@@ -26,6 +26,9 @@ constexpr const char* kUsage =
     "           (--speed N: N s of event time per wall second, 0 = as fast as possible)\n"
     "  ops      the publisher's versions: `ops versions|rollback --to V|pin|unpin\n"
     "           [--learner HOST:PORT] [--token-file F]`\n"
+    "  serve    one serving replica: applies versions pushed by the publisher, scores\n"
+    "           POST /v1/score; flags: --config FILE --replica I --push-port N --admin-port N\n"
+    "           --hmac-key-file FILE\n"
     "\n"
     "Every command accepts --config FILE (protobuf text format, see `freshet config\n"
     "--print-defaults`).\n";
@@ -46,6 +49,7 @@ int main(int argc, char** argv) {
   if (command == "learn") return freshet::ops::LearnCommand(args);
   if (command == "replay") return freshet::ops::ReplayCommand(args);
   if (command == "ops") return freshet::ops::OpsCommand(args);
+  if (command == "serve") return freshet::ops::ServeCommand(args);
   std::fprintf(stderr, "freshet: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

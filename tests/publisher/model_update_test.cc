@@ -98,7 +98,9 @@ class ModelUpdateTest : public ::testing::TestWithParam<ModelFamily> {};
 TEST_P(ModelUpdateTest, FullScoresEqualTheLearnersBitForBit) {
   Fixture f(GetParam());
   f.Train(20);
-  if (GetParam() == FAMILY_HOME) ASSERT_FALSE(f.trainer->model().state_buffers().empty()) << "HoME has BatchNorm";
+  if (GetParam() == FAMILY_HOME) {
+    ASSERT_FALSE(f.trainer->model().state_buffers().empty()) << "HoME has BatchNorm";
+  }
   const ModelUpdate full = MakeFullUpdate(f.trainer->model(), f.Manifest(1, 0));
   EXPECT_EQ(full.manifest().kind(), UPDATE_FULL);
   EXPECT_EQ(full.manifest().sparse_rows_added(), static_cast<uint64_t>(f.trainer->model().embeddings().stats().rows));
