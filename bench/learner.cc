@@ -24,6 +24,7 @@
 #include <google/protobuf/text_format.h>
 
 #include "common/json.h"
+#include "bench/synthetic_batch.h"
 #include "learner/cpu/trainer.h"
 
 namespace {
@@ -35,36 +36,6 @@ using freshet::cpu::Rng;
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
-
-// One id per sparse slot from a skewed vocabulary of 10^5 per slot (hot ids repeat
-// within a batch, as in production), N(0,1) dense, ~10 % positives.
-Batch SyntheticBatch(const freshet::ModelConfig& m, int num_tasks, int batch, uint64_t seed) {
-  Rng rng(seed);
-  Batch b;
-  b.size = batch;
-  for (int s = 0; s < m.sparse_slots_size(); ++s) {
-    Batch::SparseSlot slot;
-    slot.offsets.push_back(0);
-    for (int i = 0; i < batch; ++i) {
-      const double u = rng.Uniform();
-      slot.ids.push_back(static_cast<uint64_t>(100000.0 * u * u * u));
-      slot.offsets.push_back(static_cast<int32_t>(slot.ids.size()));
-    }
-    b.sparse.push_back(std::move(slot));
-  }
-  int dense = 0;
-  for (const auto& d : m.dense_slots()) dense += d.width();
-  b.dense.resize(batch, dense);
-  b.labels.resize(batch, num_tasks);
-  b.masks.setOnes(batch, num_tasks);
-  b.weights.setOnes(batch, num_tasks);
-  for (int i = 0; i < batch; ++i) {
-    for (int j = 0; j < dense; ++j) b.dense(i, j) = static_cast<float>(rng.Normal());
-    for (int t = 0; t < num_tasks; ++t)
-      b.labels(i, t) = t == num_tasks - 1 ? static_cast<float>(std::abs(rng.Normal())) : (rng.Uniform() < 0.1);
-  }
-  return b;
-}
 
 // Forward multiply-accumulates per sample: every 2-D weight is one (in × out) GEMM
 // per row (block-diagonal expert layers store exactly their blocks).
@@ -143,7 +114,9 @@ int main(int argc, char** argv) {
   auto& trainer = *created;
   const int batch = config.learner().batch_size();
   std::vector<Batch> batches;
-  for (int i = 0; i < 16; ++i) batches.push_back(SyntheticBatch(config.learner().model(), trainer->model().num_tasks(), batch, i + 1));
+  for (int i = 0; i < 16; ++i)
+    batches.push_back(
+        freshet::bench::SyntheticBatch(config.learner().model(), trainer->model().num_tasks(), batch, i + 1));
 
   for (int i = 0; i < 5; ++i) (void)trainer->Train(batches[i % batches.size()], i);  // warm-up: tables fill
   int64_t steps = 0;

@@ -203,6 +203,7 @@ Status TrainingLoop::TrainPending() {
       }
       const int64_t stamp = std::max(stream_time_ms_, batch.max_event_time_ms);
       StatusOr<cpu::StepResult<float>> r = trainer_->Train(batch, stamp, adjust);
+      if (publish_hooks_.after_step) publish_hooks_.after_step(batch);
       if (!r.ok()) {
         detail = r.status().message();
         if (r.status().code() == StatusCode::kInternal) {
@@ -280,6 +281,7 @@ Status TrainingLoop::Tick() {
     if (current) next_checkpoint_ms_ = now + options_.learner.checkpoint_interval_ms();
     else RETURN_IF_ERROR(Checkpoint());
   }
+  if (publish_hooks_.on_tick) publish_hooks_.on_tick();
   return Status::Ok();
 }
 

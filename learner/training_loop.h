@@ -123,6 +123,23 @@ class TrainingLoop {
   // OK, or the first fatal error (sticky).
   Status health() const;
 
+  // Publisher hooks (publisher/publisher.h), called on the training thread so the
+  // publisher reads a consistent model: after_step after every optimizer step attempt
+  // (the batch's ids may have been admitted even when the step was refused), on_tick
+  // at the end of every Tick. Set before the loop runs.
+  struct PublishHooks {
+    std::function<void(const Batch&)> after_step;
+    std::function<void()> on_tick;
+  };
+  void SetPublishHooks(PublishHooks hooks) { publish_hooks_ = std::move(hooks); }
+  // What a version's manifest records about the trained state (training thread).
+  struct TrainedStamp {
+    int64_t steps = 0;
+    int64_t newest_event_ms = 0;  // stream time: newest event time trained
+    int64_t newest_emit_ms = 0;   // newest sample emit time trained
+  };
+  TrainedStamp trained_stamp() const { return {steps_.load(), stream_time_ms_, newest_emit_ms_}; }
+
   // Test hook: sees (and may alter) each batch after it is built, before the guard.
   void SetBatchHookForTest(std::function<void(Batch*)> hook) { batch_hook_ = std::move(hook); }
   cpu::Trainer<float>& trainer() { return *trainer_; }
@@ -147,6 +164,7 @@ class TrainingLoop {
   SampleDedup dedup_;
   BatchBuilder builder_;
   std::function<void(Batch*)> batch_hook_;
+  PublishHooks publish_hooks_;
   RateLimiter warn_limiter_{5000};
   int min_batch_ = 1;  // 2 when the model has BatchNorm
   bool last_step_ok_ = false;  // the model's last forward is a trained batch (diagnostics)

@@ -18,5 +18,7 @@ int ReplayCommand(const std::vector<std::string>& args);  // replay a real log i
 // `args` are the arguments after "status".
 int OpsStatusCommand(const std::vector<std::string>& args);
 int EvalCommand(const std::vector<std::string>& args);    // train + evaluate offline / prequential
+int OpsCommand(const std::vector<std::string>& args);     // versions, rollback, pin, unpin
+int ServeCommand(const std::vector<std::string>& args);   // one serving replica
 
 }  // namespace freshet::ops

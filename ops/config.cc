@@ -310,10 +310,32 @@ Status Validate(const FreshetConfig& c) {
   v.Require(p.full_every_versions() >= 1, "publisher.full_every_versions", p.full_every_versions(), "must be >= 1");
   v.Require(p.retain_full_snapshots() >= 1, "publisher.retain_full_snapshots", p.retain_full_snapshots(), "must be >= 1");
   v.Require(p.max_delta_rows() >= 1, "publisher.max_delta_rows", p.max_delta_rows(), "must be >= 1");
+  v.Require(p.reconnect_initial_ms() >= 1, "publisher.reconnect_initial_ms", p.reconnect_initial_ms(), "must be >= 1");
+  v.Require(p.reconnect_max_ms() >= p.reconnect_initial_ms(), "publisher.reconnect_max_ms", p.reconnect_max_ms(),
+            "must be >= publisher.reconnect_initial_ms");
+  for (int i = 0; i < p.gate_floors_size(); ++i) {
+    const PublisherGateFloor& f = p.gate_floors(i);
+    const std::string path = "publisher.gate_floors[" + std::to_string(i) + "]";
+    bool known = false;
+    for (const TaskConfig& t : c.tasks()) known = known || (t.name() == f.task() && t.type() == TASK_BINARY);
+    v.Require(known, path + ".task", f.task(), "must name a binary task in tasks[]");
+    v.Require(f.min_auc() >= 0 && f.min_auc() <= 1, path + ".min_auc", f.min_auc(), "must be in [0, 1]");
+    v.Require(f.min_count() >= 1, path + ".min_count", f.min_count(), "must be >= 1");
+  }
+  for (int i = 0; i < p.replicas_size(); ++i) {
+    const std::string& r = p.replicas(i);
+    const size_t colon = r.rfind(':');
+    v.Require(colon != std::string::npos && colon > 0 && colon + 1 < r.size(),
+              "publisher.replicas[" + std::to_string(i) + "]", r, "must be host:port");
+  }
 
   const ServingConfig& sv = c.serving();
   v.Require(sv.replicas() >= 0 && sv.replicas() <= 64, "serving.replicas", sv.replicas(), "must be in [0, 64]");
   v.Require(ValidPort(sv.push_base_port()), "serving.push_base_port", sv.push_base_port(), "must be a port in [0, 65535]");
+  v.Require(!sv.push_bind_address().empty(), "serving.push_bind_address", "\"\"", "must name an address, e.g. 127.0.0.1");
+  v.Require(sv.max_frame_bytes() >= 1024, "serving.max_frame_bytes", sv.max_frame_bytes(), "must be >= 1024");
+  v.Require(sv.max_score_items() >= 1 && sv.max_score_items() <= 100000, "serving.max_score_items",
+            sv.max_score_items(), "must be in [1, 100000]");
 
   v.Require(!c.store().data_dir().empty(), "store.data_dir", "\"\"", "must name a directory");
   v.Require(c.log_level() == "debug" || c.log_level() == "info" || c.log_level() == "warning" || c.log_level() == "error",

@@ -20,6 +20,7 @@ packages=(
   prometheus
   chromium chromium-driver
   libjs-chart.js
+  wrk
   python3-confluent-kafka
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -1,7 +1,8 @@
 // `freshet learn`: the online learner daemon (learner/online_learner.h). Consumes
 // `samples` in the consumer group learner.consumer_group, trains continuously, keeps
 // checkpoints (state + dedup + consumed offsets, one WriteBatch) in RocksDB under
-// store.data_dir/learner, and serves admin HTTP on admin.learner_port (/healthz,
+// store.data_dir/learner, publishes model versions (publisher/publisher.h) to
+// publisher.replicas, and serves admin HTTP on admin.learner_port (/healthz,
 // /readyz, /metrics, /status, /config). SIGTERM/SIGINT: stop intake, drain, final
 // checkpoint, leave the group, exit 0.
 #include <cstdio>
@@ -39,10 +40,14 @@ int LearnCommand(const std::vector<std::string>& args) {
   }
   Status result = (*learner)->Stop();
   const learner::LearnerProgress p = (*learner)->Progress();
-  std::printf("summary steps=%lld samples=%lld duplicates=%lld skipped_batches=%lld checkpoint=%llu status=%s\n",
+  publisher::Publisher* pub = (*learner)->publisher();
+  std::printf("summary steps=%lld samples=%lld duplicates=%lld skipped_batches=%lld checkpoint=%llu published=%llu "
+              "status=%s\n",
               static_cast<long long>(p.steps), static_cast<long long>(p.samples_trained),
               static_cast<long long>(p.duplicates_skipped), static_cast<long long>(p.skipped_batches),
-              static_cast<unsigned long long>(p.checkpoint_version), result.ok() ? "ok" : result.ToString().c_str());
+              static_cast<unsigned long long>(p.checkpoint_version),
+              static_cast<unsigned long long>(pub ? pub->published_version() : 0),
+              result.ok() ? "ok" : result.ToString().c_str());
   std::fflush(stdout);
   if (!result.ok()) {
     std::fprintf(stderr, "freshet learn: %s (restart: the learner resumes from its last checkpoint)\n",

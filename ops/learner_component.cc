@@ -1,10 +1,46 @@
 // LearnerComponent; see learner_component.h.
 #include "ops/learner_component.h"
 
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
 #include "ops/config.h"
 #include "ops/kafka_sample_source.h"
+#include "publisher/frame.h"
 
 namespace freshet::ops {
+
+StatusOr<std::string> ReadAdminTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFoundError("cannot read the admin token file " + path + " (admin.token_file / --token-file)");
+  std::stringstream s;
+  s << in.rdbuf();
+  std::string token = s.str();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty()) return InvalidArgumentError("the admin token file " + path + " is empty");
+  return token;
+}
+
+namespace {
+
+StatusOr<std::unique_ptr<publisher::Publisher>> MakePublisher(const FreshetConfig& config, store::KvStore* db,
+                                                              MetricsRegistry* metrics) {
+  publisher::Publisher::Options p;
+  p.config = config.publisher();
+  p.topic = config.kafka().samples_topic();
+  p.store = db;
+  p.metrics = metrics;
+  if (config.publisher().replicas_size() > 0) {
+    if (config.publisher().hmac_key_file().empty())
+      return InvalidArgumentError("publisher.hmac_key_file is empty but publisher.replicas are set: write a key with "
+                                  "`head -c 32 /dev/urandom > FILE` and give the same file to the replicas");
+    ASSIGN_OR_RETURN(p.hmac_key, publisher::LoadHmacKey(config.publisher().hmac_key_file()));
+  }
+  return publisher::Publisher::Create(std::move(p));
+}
+
+}  // namespace
 
 StatusOr<std::unique_ptr<LearnerComponent>> LearnerComponent::Start(Options options) {
   std::unique_ptr<LearnerComponent> c(new LearnerComponent());
@@ -12,6 +48,7 @@ StatusOr<std::unique_ptr<LearnerComponent>> LearnerComponent::Start(Options opti
   store::KvStore::Options sopt;
   sopt.path = options.store_path;
   sopt.families = learner::OnlineLearner::StoreFamilies();
+  for (const std::string& f : publisher::SnapshotStore::Families()) sopt.families.push_back(f);
   sopt.sync_writes = config.store().sync_writes();
   ASSIGN_OR_RETURN(c->store_, store::KvStore::Open(sopt));
 
@@ -21,17 +58,30 @@ StatusOr<std::unique_ptr<LearnerComponent>> LearnerComponent::Start(Options opti
   lopt.store = c->store_.get();
   lopt.metrics = &c->metrics_;
   ASSIGN_OR_RETURN(c->learner_, learner::OnlineLearner::Create(std::move(lopt)));
+  if (config.publisher().enabled()) {
+    ASSIGN_OR_RETURN(c->publisher_, MakePublisher(config, c->store_.get(), &c->metrics_));
+  }
 
   AdminServer::Options aopt;
   aopt.component = options.component;
   aopt.bind_address = config.admin().bind_address();
   aopt.port = config.admin().learner_port();
+  if (!config.admin().token_file().empty()) {
+    ASSIGN_OR_RETURN(aopt.admin_token, ReadAdminTokenFile(config.admin().token_file()));
+  }
   c->admin_ = std::make_unique<AdminServer>(aopt, &c->metrics_);
   learner::OnlineLearner* l = c->learner_.get();
+  publisher::Publisher* pub = c->publisher_.get();
   store::KvStore* db = c->store_.get();
   c->admin_->AddReadinessCheck("store", [db] { return db->health(); });
   c->admin_->AddReadinessCheck("learner", [l] { return l->Ready(); });
-  c->admin_->SetStatusProvider([l] { return l->StatusJson(); });
+  LearnerComponent* self = c.get();
+  c->admin_->SetStatusProvider([self] { return self->StatusJson(); });
+  if (pub != nullptr) {
+    c->admin_->AddReadinessCheck("publisher", [pub] { return pub->Ready(); });
+    pub->RegisterAdmin(c->admin_.get());
+    RETURN_IF_ERROR(pub->Attach(l->loop()));
+  }
   c->admin_->SetConfigText(ConfigToText(config));
   Dashboard::Options dopt;
   dopt.sources.push_back(LocalSource("learner", &c->metrics_));
@@ -63,6 +113,13 @@ std::vector<DashboardSource> LearnerComponent::PeersFromConfig(const FreshetConf
   return peers;
 }
 
+std::string LearnerComponent::StatusJson() const {
+  std::string json = learner_->StatusJson();
+  if (publisher_ && !json.empty() && json.back() == '}')
+    json.insert(json.size() - 1, ",\"publisher\":" + publisher_->StatusJson());
+  return json;
+}
+
 LearnerComponent::~LearnerComponent() {
   Status s = Stop();
   (void)s;  // reported by whoever called Stop() first
@@ -74,6 +131,7 @@ Status LearnerComponent::Stop() {
   // Members are null when Start failed part-way (this runs from the destructor then).
   if (dashboard_) dashboard_->Stop();
   if (learner_) result_ = learner_->Stop();
+  if (publisher_) publisher_->Stop();
   if (admin_) admin_->Stop();
   return result_;
 }

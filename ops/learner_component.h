@@ -1,6 +1,7 @@
 // LearnerComponent: the online learner (learner/online_learner.h) with its RocksDB
-// store, metrics, admin server on admin.learner_port and the freshness dashboard
-// (/dashboard, ops/dashboard.h) as one unit. `freshet learn`
+// store, metrics, publisher (publisher/publisher.h: versions in the same store, pushed
+// to publisher.replicas), admin server on admin.learner_port and the freshness
+// dashboard (/dashboard, ops/dashboard.h) as one unit. `freshet learn`
 // runs one on its own; `freshet run` runs one as the pipeline's front door and adds
 // its own checks and status to the same admin server through `configure_admin`.
 //
@@ -17,10 +18,15 @@
 #include "common/metrics.h"
 #include "learner/online_learner.h"
 #include "ops/dashboard.h"
+#include "publisher/publisher.h"
 #include "schemas/config.pb.h"
 #include "store/kv_store.h"
 
 namespace freshet::ops {
+
+// The admin token in `path` (trailing whitespace trimmed). NotFound / InvalidArgument
+// naming the file and the config field when it is missing or empty.
+StatusOr<std::string> ReadAdminTokenFile(const std::string& path);
 
 class LearnerComponent {
  public:
@@ -47,16 +53,20 @@ class LearnerComponent {
   ~LearnerComponent();  // Stop()
 
   // Stops intake, drains, writes the final checkpoint, leaves the group, stops the
-  // admin server. Returns the learner's first error, if any. Idempotent.
+  // publisher and the admin server. Returns the learner's first error, if any.
+  // Idempotent.
   Status Stop();
   // False once the learner has failed (a sticky error); the caller should stop.
   bool running() const { return learner_->error().ok(); }
   learner::LearnerProgress Progress() const { return learner_->Progress(); }
-  std::string StatusJson() const { return learner_->StatusJson(); }
+  // The learner's /status object, with a "publisher" member when it publishes.
+  std::string StatusJson() const;
   std::string admin_url() const { return admin_->url(); }
   std::string dashboard_url() const { return admin_->url() + "/dashboard"; }
   const Dashboard& dashboard() const { return *dashboard_; }
   MetricsRegistry* metrics() { return &metrics_; }
+  // nullptr when publisher.enabled is false.
+  publisher::Publisher* publisher() { return publisher_.get(); }
 
  private:
   LearnerComponent() = default;
@@ -64,6 +74,7 @@ class LearnerComponent {
   MetricsRegistry metrics_;
   std::unique_ptr<store::KvStore> store_;
   std::unique_ptr<learner::OnlineLearner> learner_;
+  std::unique_ptr<publisher::Publisher> publisher_;  // after learner_: destroyed first
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<Dashboard> dashboard_;
   bool stopped_ = false;

@@ -26,7 +26,11 @@ constexpr const char* kUsage =
     "           (--speed N: N s of event time per wall second, 0 = as fast as possible)\n"
     "  ops      operator tools: `ops status [--ingest HOST:PORT] [--learner HOST:PORT]\n"
     "           [--serving HOST:PORT,...] [--window S] [--config FILE]`: every daemon's health,\n"
-    "           version, lag and freshness in one table (exit 1 when any is down)\n"
+    "           version, lag and freshness in one table (exit 1 when any is down);\n"
+    "           `ops versions|rollback --to V|pin|unpin [--learner HOST:PORT] [--token-file F]`\n"
+    "  serve    one serving replica: applies versions pushed by the publisher, scores\n"
+    "           POST /v1/score; flags: --config FILE --replica I --push-port N --admin-port N\n"
+    "           --hmac-key-file FILE\n"
     "  eval     train and evaluate model variants on a data set without Kafka (offline or\n"
     "           prequential): `eval --data synthetic|census|kuairand [--family mmoe,ple]`\n"
     "           [--seeds N] [--json FILE]; `freshet eval --help` lists every flag\n"
@@ -51,10 +55,8 @@ int main(int argc, char** argv) {
   if (command == "replay") return freshet::ops::ReplayCommand(args);
   if (command == "ops" && !args.empty() && args[0] == "status")
     return freshet::ops::OpsStatusCommand(std::vector<std::string>(args.begin() + 1, args.end()));
-  if (command == "ops") {
-    std::fprintf(stderr, "freshet ops: give a subcommand: status\n\n%s", kUsage);
-    return 2;
-  }
+  if (command == "ops") return freshet::ops::OpsCommand(args);
+  if (command == "serve") return freshet::ops::ServeCommand(args);
   if (command == "eval") return freshet::ops::EvalCommand(args);
   std::fprintf(stderr, "freshet: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;

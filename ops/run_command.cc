@@ -20,6 +20,7 @@
 #include "ops/flags.h"
 #include "ops/ingest_component.h"
 #include "ops/learner_component.h"
+#include "ops/serving_fleet.h"
 #include "ops/kafka_event_sink.h"
 #include "ops/simulator.h"
 
@@ -43,6 +44,7 @@ Status ApplyRunFlags(const Flags& flags, FreshetConfig* config) {
     if (port == 0) {
       config->mutable_admin()->set_ingest_port(0);
       config->mutable_admin()->set_serving_base_port(0);
+      config->mutable_serving()->set_push_base_port(0);
     }
   }
   return Validate(*config);
@@ -104,6 +106,24 @@ std::string StatusJson(const FreshetConfig& config, const std::string& bootstrap
       .Key("learner").Raw(learner_json)
       .EndObject();
   return w.str();
+}
+
+// "served=v12,v12 freshness=1.8s,1.9s published=v13": what each replica acked and
+// how old the newest sample trained into that version is.
+std::string ServedProgress(publisher::Publisher* pub, int64_t now_ms) {
+  if (pub == nullptr) return "publisher=off";
+  std::string versions, freshness;
+  for (const auto& r : pub->replicas()) {
+    versions += (versions.empty() ? "" : ",") + (r.connected ? "v" + std::to_string(r.acked_version) : "down");
+    auto m = r.acked_version ? pub->snapshots().Manifest(r.acked_version) : StatusOr<ModelManifest>(NotFoundError(""));
+    char f[32] = "-";
+    if (m.ok() && m->newest_sample_emit_time_ms() > 0)
+      std::snprintf(f, sizeof f, "%.1fs", (now_ms - m->newest_sample_emit_time_ms()) / 1000.0);
+    freshness += (freshness.empty() ? "" : ",") + std::string(f);
+  }
+  const auto pin = pub->pinned();
+  return "served=" + (versions.empty() ? "none" : versions) + " freshness=" + (freshness.empty() ? "-" : freshness) +
+         " published=v" + std::to_string(pub->published_version()) + (pin ? " pinned=v" + std::to_string(*pin) : "");
 }
 
 }  // namespace
@@ -197,12 +217,31 @@ int RunCommand(const std::vector<std::string>& args) {
     return 1;
   }
 
-  // 4. The learner, whose admin server (the learner's port) is the pipeline's front
+  // 4. Serving replicas (child processes), which the learner's publisher pushes to
+  // with a per-run key.
+  FreshetConfig learner_config = config;
+  std::unique_ptr<ServingFleet> fleet;
+  if (config.publisher().enabled() && config.serving().replicas() > 0 && config.publisher().replicas_size() == 0) {
+    auto f = ServingFleet::Start(config, data_dir + "/serving", config.serving().replicas());
+    if (!f.ok()) {
+      std::fprintf(stderr, "freshet run: %s\n", f.status().ToString().c_str());
+      return 1;
+    }
+    fleet = std::move(f).value();
+    learner_config.mutable_publisher()->set_hmac_key_file(fleet->key_file());
+    for (const std::string& a : fleet->push_addresses()) learner_config.mutable_publisher()->add_replicas(a);
+    for (const auto& r : fleet->replicas())
+      std::printf("freshet: serving replica %d admin %s (POST /v1/score) push port %d log %s\n", r.index,
+                  r.admin_url.c_str(), r.push_port, r.log_path.c_str());
+    std::fflush(stdout);
+  }
+
+  // 5. The learner, whose admin server (the learner's port) is the pipeline's front
   // door: it also carries the simulator's metrics, checks and status.
   TrafficSimulator sim(config.simulator(), started_ms);
   std::mutex sim_mu;  // the admin thread reads simulator stats
   LearnerComponent::Options lopt;
-  lopt.config = config;
+  lopt.config = learner_config;
   lopt.bootstrap = bootstrap;
   lopt.store_path = data_dir + "/learner";
   lopt.component = "freshet-run";
@@ -244,7 +283,7 @@ int RunCommand(const std::vector<std::string>& args) {
               config.simulator().num_items());
   std::fflush(stdout);
 
-  // 5. Main loop: advance the simulator to the wall clock, report progress.
+  // 6. Main loop: advance the simulator to the wall clock, report progress.
   const int64_t end_ms = *duration_s > 0 ? started_ms + static_cast<int64_t>(*duration_s * 1000) : INT64_MAX;
   int64_t next_progress = started_ms + kProgressIntervalMs;
   Totals last;
@@ -292,6 +331,7 @@ int RunCommand(const std::vector<std::string>& args) {
                   auc.empty() ? " (none yet)" : auc.c_str());
       std::printf("progress   freshness p50/p99 over %.0fs:%s\n", secs,
                   FreshnessSummary((*learner)->dashboard(), kProgressIntervalMs).c_str());
+      std::printf("progress   %s\n", ServedProgress((*learner)->publisher(), now).c_str());
       std::fflush(stdout);
       last = {st.impressions, st.labels, joined.samples};
       next_progress += kProgressIntervalMs;
@@ -299,11 +339,14 @@ int RunCommand(const std::vector<std::string>& args) {
     stop.WaitForMs(kTickMs);
   }
 
-  // 6. Stop in reverse order: intake first, then flush what is in flight.
+  // 7. Stop in reverse order: intake first, then flush what is in flight; the
+  // replicas after the publisher that pushes to them, last-started-first.
   LOG_INFO("run_stopping").Kv("reason", stop.reason());
   Status flushed = (*producer)->Flush(5000);
   Status ingest_result = (*ingest)->Stop();
   Status learner_result = (*learner)->Stop();
+  const std::string served = ServedProgress((*learner)->publisher(), clock->NowMs());
+  if (fleet) fleet->Stop();
   const learner::LearnerProgress trained = (*learner)->Progress();
   const auto joined = (*ingest)->stats();
   if (embedded && ingest_result.ok() && learner_result.ok()) {
@@ -315,12 +358,12 @@ int RunCommand(const std::vector<std::string>& args) {
   for (const auto& [kind, n] : st.labels_by_kind) kinds += " " + LabelKind_Name(kind) + "=" + std::to_string(n);
   std::printf("summary reason=\"%s\" duration_s=%.1f impressions=%" PRIu64 " labels=%" PRIu64 " delivered=%" PRIu64
               " failed=%" PRIu64 " samples=%" PRIu64 " deadletters=%" PRIu64 " trained=%lld flush=%s ingest=%s"
-              " learner=%s\nsummary labels_by_kind:%s\n",
+              " learner=%s\nsummary labels_by_kind:%s\nsummary %s\n",
               stop.reason().c_str(), (clock->NowMs() - started_ms) / 1000.0, st.impressions, st.labels,
               (*producer)->delivered(), (*producer)->failed(), joined.samples, joined.deadletters,
               static_cast<long long>(trained.samples_trained), flushed.ok() ? "ok" : flushed.ToString().c_str(),
               ingest_result.ok() ? "ok" : ingest_result.ToString().c_str(),
-              learner_result.ok() ? "ok" : learner_result.ToString().c_str(), kinds.c_str());
+              learner_result.ok() ? "ok" : learner_result.ToString().c_str(), kinds.c_str(), served.c_str());
   std::fflush(stdout);
   return flushed.ok() && ingest_result.ok() && learner_result.ok() ? 0 : 1;
 }

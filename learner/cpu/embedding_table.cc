@@ -122,6 +122,14 @@ RowId EmbeddingTable<T>::Admit(const EmbeddingKey& key, int64_t now_ms) {
     ++counters_.refused_budget;
     return RowId{};
   }
+  const RowId row = AllocateRow(key, now_ms);
+  InitRow(key, row);
+  ++counters_.admitted;
+  return row;
+}
+
+template <typename T>
+RowId EmbeddingTable<T>::AllocateRow(const EmbeddingKey& key, int64_t now_ms) {
   RowId row{key.slot, -1};
   auto& free_rows = free_rows_[key.slot];
   if (!free_rows.empty()) {
@@ -132,7 +140,6 @@ RowId EmbeddingTable<T>::Admit(const EmbeddingKey& key, int64_t now_ms) {
     row.row = static_cast<int32_t>(arena.size() / stride_[key.slot]);
     arena.resize(arena.size() + stride_[key.slot]);
   }
-  InitRow(key, row);
   lru_.push_back(key);
   Entry entry;
   entry.row = row;
@@ -141,8 +148,35 @@ RowId EmbeddingTable<T>::Admit(const EmbeddingKey& key, int64_t now_ms) {
   entry.lru = std::prev(lru_.end());
   map_.emplace(key, entry);
   bytes_used_ += RowBytes(key.slot);
-  ++counters_.admitted;
   return row;
+}
+
+template <typename T>
+RowId EmbeddingTable<T>::UpsertRow(int slot, uint64_t id, const T* weights) {
+  CHECK(slot >= 0 && slot < num_slots());
+  const EmbeddingKey key{slot, id};
+  auto it = map_.find(key);
+  RowId row;
+  if (it != map_.end()) {
+    row = it->second.row;
+  } else {
+    row = AllocateRow(key, /*now_ms=*/0);
+    T* s = State(row);
+    for (int i = 0; i < dims_[slot] * options_.state_width; ++i) s[i] = static_cast<T>(options_.state_init);
+  }
+  std::copy(weights, weights + dims_[slot], Weights(row));
+  return row;
+}
+
+template <typename T>
+bool EmbeddingTable<T>::EraseRow(int slot, uint64_t id) {
+  auto it = map_.find(EmbeddingKey{slot, id});
+  if (it == map_.end()) return false;
+  free_rows_[slot].push_back(it->second.row.row);
+  lru_.erase(it->second.lru);
+  map_.erase(it);
+  bytes_used_ -= RowBytes(slot);
+  return true;
 }
 
 template <typename T>

@@ -99,6 +99,18 @@ class EmbeddingTable {
   int dim(int slot) const { return dims_[slot]; }
   int num_slots() const { return static_cast<int>(dims_.size()); }
 
+  // Publisher/serving: f(key, weights) for every live row, in LRU order.
+  template <typename F>
+  void ForEachRow(F&& f) const {
+    for (const EmbeddingKey& key : lru_) f(key, Weights(map_.at(key).row));
+  }
+  // Serving: sets the dim(slot) weights of (slot, id), inserting the row when absent.
+  // No admission, budget or eviction log: a serving copy holds exactly the rows the
+  // publisher sends. A new row's optimizer state is state_init. REQUIRES: valid slot.
+  RowId UpsertRow(int slot, uint64_t id, const T* weights);
+  // Serving: removes (slot, id) if present, without logging it. Returns whether it was.
+  bool EraseRow(int slot, uint64_t id);
+
   // Evicts rows whose last update is older than now_ms − ttl_ms. Returns the count.
   int64_t EvictExpired(int64_t now_ms);
   // Keys evicted since the last drain, in eviction order.
@@ -130,6 +142,7 @@ class EmbeddingTable {
   uint32_t SketchAdd(const EmbeddingKey& key);  // returns the new estimate
   bool MakeRoom(int slot);                      // for one row of `slot`
   RowId Admit(const EmbeddingKey& key, int64_t now_ms);
+  RowId AllocateRow(const EmbeddingKey& key, int64_t now_ms);  // storage + map + LRU entry
   void Evict(std::unordered_map<EmbeddingKey, Entry, KeyHash>::iterator it);
   void InitRow(const EmbeddingKey& key, RowId row);
 
