@@ -144,6 +144,11 @@ std::vector<double> ExponentialBuckets(double start, double factor, int count) {
 
 std::vector<double> FreshnessBuckets() { return ExponentialBuckets(0.005, std::sqrt(2.0), 36); }
 
+Histogram* FreshnessHistogram(MetricsRegistry* registry, const std::string& stage) {
+  return registry->GetHistogram("freshet_freshness_seconds", "Age of data at each pipeline stage", FreshnessBuckets(),
+                                {{"stage", stage}});
+}
+
 MetricsRegistry::Family* MetricsRegistry::FamilyFor(const std::string& name, const std::string& help,
                                                     Type type, const Labels& labels) {
   CHECK(ValidName(name, true)) << "invalid metric name '" << name << "'";

@@ -77,6 +77,10 @@ std::vector<double> ExponentialBuckets(double start, double factor, int count);
 // stages compare bucket for bucket and replicas' histograms add up: 5 ms to ~15 min,
 // factor sqrt(2) (a quantile estimate is within ~20 % of the truth).
 std::vector<double> FreshnessBuckets();
+// freshet_freshness_seconds{stage} (DESIGN.md §7) with those bounds: every component
+// registers its stage through this, so the buckets and help text always agree.
+class MetricsRegistry;
+Histogram* FreshnessHistogram(MetricsRegistry* registry, const std::string& stage);
 
 // Quantile q in [0,1] of a histogram given as per-bucket (NOT cumulative) counts,
 // counts.size() == bounds.size() + 1 (the last is +Inf), interpolating linearly

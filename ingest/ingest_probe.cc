@@ -35,8 +35,7 @@ IngestProbe::IngestProbe(MetricsRegistry* r, LabelPolicy policy) : registry_(r),
     samples_by_origin_[o] = r->GetCounter("freshet_ingest_samples_by_origin_total", "Samples produced, per origin",
                                           {{"origin", SampleOrigin_Name(static_cast<SampleOrigin>(o))}});
   }
-  freshness_ = r->GetHistogram("freshet_freshness_seconds", "Age of data at each pipeline stage", FreshnessBuckets(),
-                               {{"stage", "joined"}});
+  freshness_ = FreshnessHistogram(r, "joined");
   for (int k = 0; k < kKinds; ++k) {
     const std::string kind = KindLabel(static_cast<LabelKind>(k));
     late_[k] = r->GetCounter("freshet_ingest_late_labels_total", "Labels that arrived after their window", {{"kind", kind}});

@@ -6,8 +6,7 @@ namespace freshet::learner {
 LearnerProbe::LearnerProbe(MetricsRegistry* r, const std::vector<TaskConfig>& tasks) : registry_(r) {
   samples_ = r->GetCounter("freshet_learner_samples_total", "Samples trained");
   steps_ = r->GetCounter("freshet_learner_steps_total", "Optimizer steps applied");
-  freshness_ = r->GetHistogram("freshet_freshness_seconds", "Age of data at each pipeline stage", FreshnessBuckets(),
-                               {{"stage", "trained"}});
+  freshness_ = FreshnessHistogram(r, "trained");
   checkpoints_ = r->GetCounter("freshet_learner_checkpoints_total", "Learner checkpoints written");
   checkpoint_failures_ = r->GetCounter("freshet_learner_checkpoint_failures_total", "Learner checkpoint writes that failed");
   checkpoint_seconds_ = r->GetHistogram("freshet_learner_checkpoint_seconds", "Time to write one checkpoint",

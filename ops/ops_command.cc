@@ -21,7 +21,7 @@ namespace {
 
 constexpr const char* kOpsUsage =
     "usage: freshet ops status|versions|rollback --to V|pin|unpin [--learner HOST:PORT] [--token-file F] [--json]\n"
-    "  (`freshet ops status --help` for the status table's flags)\n";
+    "  status flags: --ingest HOST:PORT --learner HOST:PORT --serving HOST:PORT,... --window S\n";
 
 int Fail(const std::string& message, int code = 1) {
   std::fprintf(stderr, "freshet ops: %s\n", message.c_str());

@@ -74,8 +74,7 @@ StatusOr<std::unique_ptr<Publisher>> Publisher::Create(Options options) {
   p->pinned_gauge_ = m->GetGauge("freshet_publisher_pinned", "Pinned version (0: not pinned)");
   p->cut_seconds_ = m->GetHistogram("freshet_publisher_cut_seconds", "Time to cut, store and hand over one version",
                                     {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5});
-  p->freshness_ = m->GetHistogram("freshet_freshness_seconds", "Freshness per pipeline stage",
-                                  {0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300}, {{"stage", "published"}});
+  p->freshness_ = FreshnessHistogram(m, "published");
   for (const char* reason : {"non_finite", "auc_floor"})
     m->GetCounter("freshet_publisher_blocked_total", "Versions held back by the validation gate", {{"reason", reason}});
   return p;

@@ -28,10 +28,8 @@ struct ServingReplica::Probe {
                                     ExponentialBuckets(0.0005, 2, 16));
     score_seconds = m->GetHistogram("freshet_serving_score_seconds", "Time to score one /v1/score request",
                                     ExponentialBuckets(0.00005, 2, 16));
-    const auto bounds = ExponentialBuckets(0.01, 2, 16);
-    const char* help = "Freshness per stage: sample emitted to joined/trained/published/applied/served";
-    applied_freshness = m->GetHistogram("freshet_freshness_seconds", help, bounds, {{"stage", "applied"}});
-    served_freshness = m->GetHistogram("freshet_freshness_seconds", help, bounds, {{"stage", "served"}});
+    applied_freshness = FreshnessHistogram(m, "applied");
+    served_freshness = FreshnessHistogram(m, "served");
   }
   void CountFrame(FrameType type, const char* result) {
     m->GetCounter("freshet_serving_frames_total", "Frames handled, by type and result",

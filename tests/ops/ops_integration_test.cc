@@ -126,7 +126,7 @@ TEST_F(OpsIntegrationTest, OpsStatusShowsEveryComponentInOneTable) {
   EXPECT_NE(r.output.find("COMPONENT"), std::string::npos) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("ingest +" + ingest_ + " +up +ready +- +\\d+ msgs +joined [0-9.]+/[0-9.]+s")))
       << r.output;
-  EXPECT_TRUE(std::regex_search(r.output, std::regex("learner +" + learner_ + " +up +ready +(ckpt \\d+|-) +- +trained [0-9.]+/[0-9.]+s")))
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("learner +" + learner_ + " +up +ready +(v\\d+|ckpt \\d+|-) +- +trained [0-9.]+/[0-9.]+s")))
       << r.output;
 }
 
