@@ -18,7 +18,12 @@ uint64_t PrequentialScorer::RequestKey(std::string_view request_id) {
 
 PrequentialScorer::PrequentialScorer(PrequentialEvaluator* evaluator, Options options)
     : evaluator_(evaluator), options_(std::move(options)) {
-  for (const TaskConfig& t : options_.tasks) longest_window_ms_ = std::max(longest_window_ms_, t.window_ms());
+  for (const TaskConfig& t : options_.tasks) {
+    auto it = std::find(group_window_ms_.begin(), group_window_ms_.end(), t.window_ms());
+    task_group_.push_back(static_cast<int>(it - group_window_ms_.begin()));
+    if (it == group_window_ms_.end()) group_window_ms_.push_back(t.window_ms());
+  }
+  due_.resize(group_window_ms_.size());
 }
 
 void PrequentialScorer::Score(const std::vector<Row>& rows, const cpu::Mat<float>& predictions,
@@ -43,7 +48,7 @@ void PrequentialScorer::Score(const std::vector<Row>& rows, const cpu::Mat<float
         }
         Deferred& d = it->second;
         for (int t = 0; t < tasks; ++t) {
-          if (masks(b, t) == 0) continue;
+          if (masks(b, t) == 0 || (d.open >> t & 1) == 0) continue;  // a task already scored stays as scored
           d.label[t] = labels(b, t);
           d.weight[t] = weights(b, t);
           d.mask |= uint64_t{1} << t;
@@ -58,7 +63,7 @@ void PrequentialScorer::Score(const std::vector<Row>& rows, const cpu::Mat<float
         }
         Deferred d;
         d.user_id = row.user_id;
-        d.due_ms = row.event_time_ms + longest_window_ms_ + options_.grace_ms;
+        d.open = tasks >= 64 ? ~uint64_t{0} : (uint64_t{1} << tasks) - 1;
         d.prediction.resize(tasks);
         d.label.resize(tasks);
         d.weight.resize(tasks);
@@ -68,7 +73,8 @@ void PrequentialScorer::Score(const std::vector<Row>& rows, const cpu::Mat<float
           d.weight[t] = weights(b, t);
           if (masks(b, t) != 0) d.mask |= uint64_t{1} << t;
         }
-        due_.emplace_back(d.due_ms, row.request_key);
+        for (size_t g = 0; g < due_.size(); ++g)
+          due_[g].emplace_back(row.event_time_ms + group_window_ms_[g] + options_.grace_ms, row.request_key);
         pending_.emplace(row.request_key, std::move(d));
         break;
       }
@@ -82,19 +88,23 @@ void PrequentialScorer::Advance(int64_t stream_time_ms) {
   // Arrival order is event-time order up to the joiner's interleaving of partitions,
   // so walking from the front and stopping at the first entry not yet due scores a
   // slightly late entry at most one interleaving later.
-  while (!due_.empty() && due_.front().first <= stream_time_ms) {
-    auto it = pending_.find(due_.front().second);
-    if (it != pending_.end()) {
-      Emit(it->second);
-      pending_.erase(it);
+  for (size_t g = 0; g < due_.size(); ++g) {
+    auto& queue = due_[g];
+    while (!queue.empty() && queue.front().first <= stream_time_ms) {
+      auto it = pending_.find(queue.front().second);
+      if (it != pending_.end() && Emit(&it->second, static_cast<int>(g))) pending_.erase(it);
+      queue.pop_front();
     }
-    due_.pop_front();
   }
 }
 
-void PrequentialScorer::Emit(const Deferred& d) {
-  for (int t = 0; t < static_cast<int>(d.prediction.size()); ++t)
-    if (d.mask >> t & 1) evaluator_->Add(t, d.user_id, d.prediction[t], d.label[t], d.weight[t]);
+bool PrequentialScorer::Emit(Deferred* d, int g) {
+  for (int t = 0; t < static_cast<int>(d->prediction.size()); ++t) {
+    if (task_group_[t] != g || (d->open >> t & 1) == 0) continue;
+    d->open &= ~(uint64_t{1} << t);
+    if (d->mask >> t & 1) evaluator_->Add(t, d->user_id, d->prediction[t], d->label[t], d->weight[t]);
+  }
+  return d->open == 0;
 }
 
 }  // namespace freshet::learner

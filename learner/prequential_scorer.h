@@ -10,9 +10,9 @@
 //   origin                    what the evaluator gets
 //   WINDOW_CLOSED/unspecified scored now, as is (its labels are final at window close)
 //   LATE_CORRECTION           not scored: its impression was scored at window close
-//   IMMEDIATE_NEGATIVE        deferred: predictions kept until stream time passes
-//                             event time + the longest task window + grace, then
-//                             scored with the labels its positives brought
+//   IMMEDIATE_NEGATIVE        deferred: predictions kept; each task is scored once
+//                             stream time passes event time + that task's window +
+//                             grace, with the label its positives brought
 //   IMMEDIATE_POSITIVE        not scored: sets the deferred impression's label (and
 //                             mask, when it opens a task's sample space) per task
 //
@@ -65,7 +65,7 @@ class PrequentialScorer {
   // samples' own weights, all (B, T); rows: B.
   void Score(const std::vector<Row>& rows, const cpu::Mat<float>& predictions, const cpu::Mat<float>& labels,
              const cpu::Mat<float>& masks, const cpu::Mat<float>& weights);
-  // Scores the deferred impressions whose windows (plus grace) closed by `stream_time_ms`.
+  // Scores the deferred tasks whose windows (plus grace) closed by `stream_time_ms`.
   void Advance(int64_t stream_time_ms);
 
   size_t pending() const { return pending_.size(); }
@@ -76,17 +76,21 @@ class PrequentialScorer {
  private:
   struct Deferred {
     uint64_t user_id = 0;
-    int64_t due_ms = 0;
     std::vector<float> prediction, label, weight;  // T each
     uint64_t mask = 0;                             // bit t: task t observed
+    uint64_t open = 0;                             // bit t: task t not scored yet
   };
-  void Emit(const Deferred& d);
+  // Scores the tasks of window group g; true when the impression has no task left.
+  bool Emit(Deferred* d, int g);
 
   PrequentialEvaluator* evaluator_;
   Options options_;
-  int64_t longest_window_ms_ = 0;
+  // Tasks grouped by window: one due queue per distinct window, so a short-window
+  // task (click) is scored as soon as its own window closes.
+  std::vector<int64_t> group_window_ms_;
+  std::vector<int> task_group_;
   std::unordered_map<uint64_t, Deferred> pending_;
-  std::deque<std::pair<int64_t, uint64_t>> due_;  // (due_ms, request_key), arrival order
+  std::vector<std::deque<std::pair<int64_t, uint64_t>>> due_;  // per group: (due_ms, key), arrival order
   int64_t overflow_ = 0;
   int64_t unmatched_positives_ = 0;
   int64_t corrections_skipped_ = 0;

@@ -46,16 +46,22 @@ TEST_F(ScorerTest, ImmediateImpressionScoredOnceWithFirstPredictionAndEventualLa
   // a's click arrives; its duplicate carries a later (post-update) prediction that
   // must not be used, and opens like's space with a negative.
   Feed("a", ORIGIN_IMMEDIATE_POSITIVE, 0, 0.1f, {1, 0}, {1, 1});
-  EXPECT_EQ(evaluator_.total_added(), 0) << "nothing is scored before the window closes";
-  scorer_.Advance(30000);  // < 0 + 30 s + 1 s grace
+  EXPECT_EQ(evaluator_.total_added(), 0) << "nothing is scored before a window closes";
+  scorer_.Advance(10999);  // click's window: 0 + 10 s + 1 s grace
   EXPECT_EQ(evaluator_.total_added(), 0);
-  scorer_.Advance(31000);
+  scorer_.Advance(11000);
   TaskMetrics click = Metrics(0);
-  EXPECT_EQ(click.count, 2);
+  EXPECT_EQ(click.count, 2) << "click is scored when its own window closes";
   EXPECT_DOUBLE_EQ(click.positives, 1);
   EXPECT_DOUBLE_EQ(click.auc, 1.0) << "a (0.9, clicked) outranks b (0.2, not clicked)";
   EXPECT_FLOAT_EQ(click.mean_prediction, (0.9f + 0.2f) / 2);
-  EXPECT_EQ(Metrics(1).count, 1) << "like is observed only for a, whose click opened its space";
+  EXPECT_EQ(Metrics(1).count, 0) << "like's window (30 s) is still open";
+  // b's click arrives after click was scored: the scored label stands; like's space
+  // opens for b too.
+  Feed("b", ORIGIN_IMMEDIATE_POSITIVE, 0, 0.5f, {1, 0}, {1, 1});
+  scorer_.Advance(31000);
+  EXPECT_DOUBLE_EQ(Metrics(0).positives, 1);
+  EXPECT_EQ(Metrics(1).count, 2) << "like is observed for a and b, whose clicks opened its space";
   EXPECT_EQ(scorer_.pending(), 0u);
 }
 
