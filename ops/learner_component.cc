@@ -11,7 +11,7 @@ StatusOr<std::unique_ptr<LearnerComponent>> LearnerComponent::Start(Options opti
   const FreshetConfig& config = options.config;
   store::KvStore::Options sopt;
   sopt.path = options.store_path;
-  sopt.families = learner::OnlineLearner::StoreFamilies();
+  learner::OnlineLearner::ConfigureStore(config, &sopt);
   sopt.sync_writes = config.store().sync_writes();
   ASSIGN_OR_RETURN(c->store_, store::KvStore::Open(sopt));
 

@@ -45,6 +45,24 @@ inline LearnerConfig TinyLearner(int batch_size, int64_t deadline_ms) {
   return c;
 }
 
+// TinyLearner with the TWIN module on the item slot (1), sized for tests.
+inline LearnerConfig TwinLearner(int batch_size, int64_t deadline_ms) {
+  LearnerConfig c = TinyLearner(batch_size, deadline_ms);
+  TwinConfig* t = c.mutable_model()->mutable_twin();
+  t->set_enabled(true);
+  t->set_item_slot(1);
+  t->set_max_len(64);
+  t->set_top_k(2);  // below the longer histories, so GSU searches
+  t->set_heads(2);
+  t->set_key_dim(4);
+  t->set_value_dim(4);
+  t->set_output_dim(4);
+  t->set_cross_dim(2);
+  t->set_refresh_after_versions(3);
+  t->set_consistency_interval_steps(2);
+  return c;
+}
+
 inline std::vector<TaskConfig> TwoTasks() {
   std::vector<TaskConfig> t(2);
   t[0].set_name("click");
@@ -105,10 +123,13 @@ struct TempDir {
   std::filesystem::path path;
 };
 
-inline std::unique_ptr<store::KvStore> OpenStore(const std::filesystem::path& path) {
+// The learner's store; with the behaviour cache when `twin_model` has TWIN on.
+inline std::unique_ptr<store::KvStore> OpenStore(const std::filesystem::path& path,
+                                                 const ModelConfig& twin_model = ModelConfig()) {
   store::KvStore::Options o;
   o.path = path.string();
   o.families = CheckpointStore::Families();
+  TwinFeed::ConfigureStore(twin_model, &o);
   auto s = store::KvStore::Open(o);
   return s.ok() ? std::move(s).value() : nullptr;
 }
