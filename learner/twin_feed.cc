@@ -2,6 +2,8 @@
 // twin_feed.h).
 #include "learner/twin_feed.h"
 
+#include <algorithm>
+
 namespace freshet::learner {
 
 void TwinFeed::ConfigureStore(const ModelConfig& model, store::KvStore::Options* options) {
@@ -16,6 +18,10 @@ StatusOr<std::unique_ptr<TwinFeed>> TwinFeed::Create(const ModelConfig& model, c
     return InvalidArgumentError("learner.model.twin.enabled needs the learner's store (the behaviour cache lives in "
                                 "RocksDB); give the learner a store or disable TWIN");
   if (t.max_len() < 1) return InvalidArgumentError("learner.model.twin.max_len must be >= 1");
+  const std::vector<std::string> families = store->families();
+  if (std::find(families.begin(), families.end(), store::kBehaviourFamily) == families.end())
+    return InvalidArgumentError("learner.model.twin.enabled but the learner's store " + store->path() +
+                                " has no behaviour-cache family; open it with OnlineLearner::ConfigureStore");
   std::unique_ptr<TwinFeed> feed(new TwinFeed(store, t.max_len()));
   for (size_t i = 0; i < tasks.size(); ++i) {
     feed->binary_task_.push_back(tasks[i].type() != TASK_REGRESSION);

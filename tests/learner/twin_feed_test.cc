@@ -149,6 +149,11 @@ TEST(TwinFeedTest, RefusesTwinWithoutAStoreOrWithABadPlayTimeTask) {
   config.mutable_model()->mutable_twin()->set_play_time_task("watch");
   EXPECT_EQ(TwinFeed::Create(config.model(), TwoTasks(), db.get(), nullptr).status().code(),
             StatusCode::kInvalidArgument);
+  config.mutable_model()->mutable_twin()->clear_play_time_task();
+  auto plain = OpenStore(dir.path / "plain");  // no behaviour family
+  auto unconfigured = TwinFeed::Create(config.model(), TwoTasks(), plain.get(), nullptr);
+  EXPECT_EQ(unconfigured.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(unconfigured.status().message().find("ConfigureStore"), std::string::npos);
   config.mutable_model()->mutable_twin()->set_enabled(false);
   auto off = TwinFeed::Create(config.model(), TwoTasks(), db.get(), nullptr);
   ASSERT_TRUE(off.ok());
