@@ -5,10 +5,13 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <deque>
+#include <functional>
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "learner/sample_source.h"
@@ -132,6 +135,36 @@ inline std::unique_ptr<store::KvStore> OpenStore(const std::filesystem::path& pa
   TwinFeed::ConfigureStore(twin_model, &o);
   auto s = store::KvStore::Open(o);
   return s.ok() ? std::move(s).value() : nullptr;
+}
+
+// A TrainingLoop over TwoTasks with a fake clock and its own metrics registry.
+struct LoopFixture {
+  explicit LoopFixture(LearnerConfig learner, store::KvStore* store = nullptr) {
+    TrainingLoop::Options o;
+    o.learner = std::move(learner);
+    o.tasks = TwoTasks();
+    o.store = store;
+    o.metrics = &metrics;
+    o.clock = &clock;
+    auto l = TrainingLoop::Create(o);
+    EXPECT_TRUE(l.ok()) << l.status();
+    if (l.ok()) loop = std::move(l).value();
+  }
+  double Counter(const std::string& name, const Labels& labels = {}) {
+    return metrics.GetCounter(name, "", labels)->Value();
+  }
+  MetricsRegistry metrics;
+  FakeClock clock;
+  std::unique_ptr<TrainingLoop> loop;
+};
+
+// Polls `done` every 10 ms until it holds or the timeout passes.
+inline bool WaitFor(const std::function<bool()>& done, int timeout_ms = 20000) {
+  for (int waited = 0; waited < timeout_ms; waited += 10) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
 }
 
 // In-memory partitioned log with a consumer position per partition; on Start it

@@ -25,6 +25,7 @@ using testutil::Record;
 using testutil::TempDir;
 using testutil::TwinLearner;
 using testutil::TwoTasks;
+using testutil::WaitFor;
 
 // What the cache must hold after samples [0, n) are trained: each user's engaged
 // samples (a task positive), oldest first, action bit t = task t positive.
@@ -51,22 +52,7 @@ void ExpectCacheHolds(const store::BehaviourCache& cache, int n) {
   }
 }
 
-struct Loop {
-  Loop(const LearnerConfig& learner, store::KvStore* db) {
-    TrainingLoop::Options o;
-    o.learner = learner;
-    o.tasks = TwoTasks();
-    o.store = db;
-    o.metrics = &metrics;
-    o.clock = &clock;
-    auto l = TrainingLoop::Create(o);
-    EXPECT_TRUE(l.ok()) << l.status();
-    if (l.ok()) loop = std::move(l).value();
-  }
-  MetricsRegistry metrics;
-  FakeClock clock;
-  std::unique_ptr<TrainingLoop> loop;
-};
+using Loop = testutil::LoopFixture;
 
 TEST(TwinFeedTest, LoopAttachesHistoriesAppendsEngagementsAndRecordsTheSequence) {
   const LearnerConfig config = TwinLearner(8, 0);
@@ -158,14 +144,6 @@ TEST(TwinFeedTest, RefusesTwinWithoutAStoreOrWithABadPlayTimeTask) {
   auto off = TwinFeed::Create(config.model(), TwoTasks(), db.get(), nullptr);
   ASSERT_TRUE(off.ok());
   EXPECT_EQ(*off, nullptr);
-}
-
-bool WaitFor(const std::function<bool()>& done, int timeout_ms = 20000) {
-  for (int waited = 0; waited < timeout_ms; waited += 10) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
 }
 
 TEST(TwinFeedTest, OnlineLearnerRestartKeepsTheCacheAndTrainsOn) {
