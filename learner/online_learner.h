@@ -52,13 +52,19 @@ class OnlineLearner {
   struct Options {
     FreshetConfig config;                  // effective and validated (learner, tasks, kafka)
     std::unique_ptr<SampleSource> source;  // required
-    store::KvStore* store = nullptr;       // opened with StoreFamilies(); null: no checkpoints
+    store::KvStore* store = nullptr;       // opened with ConfigureStore(); null: no checkpoints
     MetricsRegistry* metrics = nullptr;    // required; outlives the learner
     Clock* clock = nullptr;                // nullptr: Clock::Real()
     int64_t drain_budget_ms = 4000;        // Stop(): time spent training queued records
   };
 
   static std::vector<std::string> StoreFamilies() { return CheckpointStore::Families(); }
+  // Sets the families (and, with TWIN, the behaviour cache's merge operator) that the
+  // learner's store must be opened with for `config`.
+  static void ConfigureStore(const FreshetConfig& config, store::KvStore::Options* options) {
+    options->families = StoreFamilies();
+    TwinFeed::ConfigureStore(config.learner().model(), options);
+  }
 
   static StatusOr<std::unique_ptr<OnlineLearner>> Create(Options options);
   ~OnlineLearner();  // Stop()s if still running

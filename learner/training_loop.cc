@@ -94,7 +94,10 @@ StatusOr<std::unique_ptr<TrainingLoop>> TrainingLoop::Create(Options options) {
   if (options.metrics == nullptr) return InvalidArgumentError("TrainingLoop needs a metrics registry");
   if (options.tasks.empty()) return InvalidArgumentError("tasks: the learner needs at least one task");
   std::unique_ptr<TrainingLoop> loop(new TrainingLoop(std::move(options)));
-  ASSIGN_OR_RETURN(loop->trainer_, cpu::Trainer<float>::Create(loop->options_.learner, loop->options_.tasks));
+  ASSIGN_OR_RETURN(loop->trainer_, cpu::Trainer<float>::Create(loop->options_.learner, loop->options_.tasks,
+                                                                loop->options_.metrics));
+  ASSIGN_OR_RETURN(loop->twin_, TwinFeed::Create(loop->options_.learner.model(), loop->options_.tasks,
+                                                 loop->options_.store, loop->options_.metrics));
   if (loop->options_.store != nullptr)
     loop->checkpoints_ = std::make_unique<CheckpointStore>(loop->options_.store, loop->options_.learner.checkpoints_retained());
   loop->min_batch_ = loop->trainer_->model().state_buffers().empty() ? 1 : 2;
@@ -175,6 +178,9 @@ Status TrainingLoop::TrainPending() {
   const int n = builder_.size();
   if (n > 0) {
     Batch batch = builder_.Finish();
+    if (twin_) {
+      if (Status s = twin_->Attach(&batch); !s.ok()) return Fail(s.Annotate("reading TWIN histories"));
+    }
     if (batch_hook_) batch_hook_(&batch);
     const int64_t now_ms = clock_->NowMs();
     const char* skip = nullptr;
@@ -214,6 +220,9 @@ Status TrainingLoop::TrainPending() {
         }
       } else {
         last_step_ok_ = true;
+        if (twin_) {
+          if (Status s = twin_->Record(batch); !s.ok()) return Fail(s.Annotate("appending TWIN engagements"));
+        }
         scorer_.Score(pending_rows_, r->predictions, batch.labels, batch.masks, batch.weights);
         stream_time_ms_ = stamp;
         scorer_.Advance(stream_time_ms_);
@@ -377,6 +386,7 @@ Status TrainingLoop::Checkpoint() {
   m.set_newest_sample_event_time_ms(stream_time_ms_);
   m.set_newest_sample_emit_time_ms(newest_emit_ms_);
   m.set_model_fingerprint(ModelFingerprint(options_.learner, options_.tasks));
+  if (twin_) m.set_behaviour_cache_sequence(twin_->sequence());
   uint32_t crc = 0;
   for (const cpu::Param<float>* p : trainer_->model().params())
     crc = Crc32c(p->value.data(), p->value.size() * sizeof(float), crc);
@@ -445,7 +455,8 @@ StatusOr<bool> TrainingLoop::Restore() {
   rate_mark_samples_ = samples_.load();
   probe_.Restored(samples_.load(), steps_.load());
   LOG_INFO("learner_restored").Kv("version", m.version()).Kv("step", m.train_step()).Kv("samples", samples_.load())
-      .Kv("offsets", m.input_offsets_size()).Kv("dedup_ids", dedup_.size());
+      .Kv("offsets", m.input_offsets_size()).Kv("dedup_ids", dedup_.size())
+      .Kv("behaviour_cache_sequence", m.behaviour_cache_sequence()).Kv("store_sequence", options_.store->LatestSequence());
   return true;
 }
 

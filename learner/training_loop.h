@@ -52,6 +52,7 @@
 #include "learner/learner_probe.h"
 #include "learner/sample_dedup.h"
 #include "learner/sample_source.h"
+#include "learner/twin_feed.h"
 #include "schemas/config.pb.h"
 
 namespace freshet::store {
@@ -89,7 +90,8 @@ class TrainingLoop {
     LearnerConfig learner;           // validated
     std::vector<TaskConfig> tasks;   // validated, model/tower order
     std::string topic = "samples";   // recorded in the manifest's offsets
-    store::KvStore* store = nullptr; // opened with CheckpointStore::Families(); null: no checkpoints
+    store::KvStore* store = nullptr; // opened with CheckpointStore::Families() (+ TwinFeed::ConfigureStore
+                                     // with TWIN); null: no checkpoints (and no TWIN)
     MetricsRegistry* metrics = nullptr;  // required; outlives the loop
     Clock* clock = nullptr;          // nullptr: Clock::Real()
     // Immediate-policy impressions are scored once their longest window plus this
@@ -143,6 +145,8 @@ class TrainingLoop {
   // Test hook: sees (and may alter) each batch after it is built, before the guard.
   void SetBatchHookForTest(std::function<void(Batch*)> hook) { batch_hook_ = std::move(hook); }
   cpu::Trainer<float>& trainer() { return *trainer_; }
+  // The TWIN behaviour feed (twin_feed.h); null unless learner.model.twin.enabled.
+  TwinFeed* twin_feed() { return twin_.get(); }
   int pending_samples() const { return builder_.size(); }
 
  private:
@@ -158,6 +162,7 @@ class TrainingLoop {
   Clock* clock_;
   std::unique_ptr<cpu::Trainer<float>> trainer_;
   std::unique_ptr<CheckpointStore> checkpoints_;
+  std::unique_ptr<TwinFeed> twin_;  // histories in, engagements out around each step
   LearnerProbe probe_;
   PrequentialEvaluator evaluator_;
   PrequentialScorer scorer_;  // feeds evaluator_: each impression once (prequential_scorer.h)

@@ -151,6 +151,25 @@ void DefaultSlots(ModelConfig* model) {
   }
 }
 
+// TWIN over the simulator's item slot, sized so the CPU learner keeps up on two cores
+// (histories grow for the whole run; GSU searches the newest max_len). A config with
+// its own slot layout (configs/reference.pbtxt) keeps TWIN off unless it asks.
+void DefaultTwin(FreshetConfig* config) {
+  TwinConfig* t = config->mutable_learner()->mutable_model()->mutable_twin();
+  if (t->has_enabled()) return;  // the config decided
+  t->set_enabled(true);
+  t->set_item_slot(1);
+  if (!t->has_max_len()) t->set_max_len(1000);
+  if (!t->has_top_k()) t->set_top_k(32);
+  if (!t->has_heads()) t->set_heads(2);
+  if (!t->has_key_dim()) t->set_key_dim(8);
+  if (!t->has_value_dim()) t->set_value_dim(8);
+  if (!t->has_output_dim()) t->set_output_dim(16);
+  if (!t->has_cross_dim()) t->set_cross_dim(4);
+  // play_time_task stays unset: the simulator's play_time label is in ms, the cache
+  // expects seconds.
+}
+
 }  // namespace
 
 StatusOr<FreshetConfig> ParseConfigText(const std::string& text, const std::string& source) {
@@ -175,7 +194,10 @@ StatusOr<FreshetConfig> LoadConfigFile(const std::string& path) {
 void ApplyDefaults(FreshetConfig* config) {
   if (config->tasks_size() == 0) DefaultTasks(config);
   ModelConfig* model = config->mutable_learner()->mutable_model();
-  if (model->sparse_slots_size() == 0 && model->dense_slots_size() == 0) DefaultSlots(model);
+  if (model->sparse_slots_size() == 0 && model->dense_slots_size() == 0) {
+    DefaultSlots(model);
+    DefaultTwin(config);
+  }
   if (config->simulator().label_delays_size() == 0) DefaultLabelDelays(config->mutable_simulator());
   FillDefaults(config);
 }

@@ -39,7 +39,10 @@ constexpr const char* kEvalUsage =
     "  --window N                   metrics over the newest N samples per task (default all)\n"
     "  synthetic: --correlation P --rows N --test-rows N --input-dim D\n"
     "  census:    --census-group 1|2 --split-seed S (80/20 split of part-a)\n"
-    "  kuairand:  --users-modulo K (keep users with id % K == 0)\n";
+    "  kuairand:  --users-modulo K (keep users with id % K == 0)\n"
+    "             --twin off|on|both  TWIN long-term behaviour module over the video slot\n"
+    "                               (histories from the log in time order; default off, or\n"
+    "                               on when the config file enables learner.model.twin)\n";
 
 const char* kDataDir = FRESHET_SOURCE_DIR "/../shared/data";
 
@@ -135,7 +138,7 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
   auto setup = SetUpCommand("eval", args,
                             {"data", "mode", "family", "seeds", "seed", "passes", "json", "data-path", "window",
                              "correlation", "rows", "test-rows", "input-dim", "census-group", "split-seed",
-                             "users-modulo"},
+                             "users-modulo", "twin"},
                             {});
   if (!setup) return std::fputs(kEvalUsage, stderr), 2;
   const Flags& f = setup->flags;
@@ -173,6 +176,23 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
 
   std::vector<std::string> variants = SplitList(f.Get("family"));
   if (variants.empty()) variants.push_back("");  // the config's own family
+  // TWIN runs of each variant: false = off, true = on.
+  std::vector<bool> twin_runs;
+  {
+    bool file_enables = false;
+    if (f.Has("config")) {
+      auto raw = LoadConfigFile(f.Get("config"));
+      file_enables = raw.ok() && raw->learner().model().twin().enabled();
+    }
+    const std::string twin = f.Get("twin", file_enables ? "on" : "off");
+    if (twin == "off" || twin == "both") twin_runs.push_back(false);
+    if (twin == "on" || twin == "both") twin_runs.push_back(true);
+    if (twin_runs.empty())
+      return std::fprintf(stderr, "freshet eval: --twin must be off, on or both\n%s", kEvalUsage), 2;
+    if (twin != "off" && data.kind != "kuairand")
+      return std::fprintf(stderr, "freshet eval: --twin needs --data kuairand (a data set with item ids and "
+                                  "event times)\n%s", kEvalUsage), 2;
+  }
   for (const std::string& v : variants) {
     ModelConfig probe;
     if (!v.empty() && !ApplyVariant(v, &probe))
@@ -202,16 +222,21 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
   }
   ProgressBar bar;
   std::vector<VariantRuns> results;
-  for (size_t vi = 0; vi < variants.size(); ++vi) {
+  const size_t runs_total = variants.size() * twin_runs.size();
+  for (size_t vi = 0; vi < runs_total; ++vi) {
+    const std::string& variant = variants[vi / twin_runs.size()];
+    const bool twin_on = twin_runs[vi % twin_runs.size()];
     VariantRuns vr;
     LearnerConfig learner = config.learner();
-    if (!variants[vi].empty()) ApplyVariant(variants[vi], learner.mutable_model());
-    vr.variant = variants[vi].empty() ? ModelFamily_Name(learner.model().family()) : variants[vi];
+    if (!variant.empty()) ApplyVariant(variant, learner.mutable_model());
+    vr.variant = (variant.empty() ? ModelFamily_Name(learner.model().family()) : variant) + (twin_on ? "+twin" : "");
     ModelConfig* m = learner.mutable_model();
     if (!config_names_slots) {
       *m->mutable_sparse_slots() = loaded->input.sparse_slots();
       *m->mutable_dense_slots() = loaded->input.dense_slots();
+      m->mutable_twin()->set_item_slot(1);  // KuaiRand's video slot (ingest/kuairand_replay.h)
     }
+    m->mutable_twin()->set_enabled(twin_on);
     const auto start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < *seeds; ++i) {
       const uint64_t s = static_cast<uint64_t>(*seed + i);
@@ -221,7 +246,7 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
       }
       learner.set_seed(s);
       options.shuffle_seed = loaded->time_ordered ? 0 : s;
-      const std::string label = vr.variant + " " + std::to_string(vi + 1) + "/" + std::to_string(variants.size()) +
+      const std::string label = vr.variant + " " + std::to_string(vi + 1) + "/" + std::to_string(runs_total) +
                                 " seed " + std::to_string(i + 1) + "/" + std::to_string(*seeds);
       options.progress = [&](int64_t done, int64_t total) { bar.Set(label, done, total); };
       std::vector<Sample> stream;

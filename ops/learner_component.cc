@@ -47,7 +47,7 @@ StatusOr<std::unique_ptr<LearnerComponent>> LearnerComponent::Start(Options opti
   const FreshetConfig& config = options.config;
   store::KvStore::Options sopt;
   sopt.path = options.store_path;
-  sopt.families = learner::OnlineLearner::StoreFamilies();
+  learner::OnlineLearner::ConfigureStore(config, &sopt);
   for (const std::string& f : publisher::SnapshotStore::Families()) sopt.families.push_back(f);
   sopt.sync_writes = config.store().sync_writes();
   ASSIGN_OR_RETURN(c->store_, store::KvStore::Open(sopt));

@@ -1,14 +1,19 @@
 // RunEval; see eval_runner.h.
 #include "learner/eval/eval_runner.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <filesystem>
 #include <numeric>
 #include <random>
 
 #include "learner/batch.h"
 #include "learner/cpu/trainer.h"
 #include "learner/prequential_scorer.h"
+#include "learner/twin_feed.h"
 
 namespace freshet::learner {
 namespace {
@@ -64,6 +69,42 @@ class CurveRecorder {
   std::vector<int64_t> count_;
 };
 
+// The TWIN behaviour cache of one run: a fresh store (removed with this object when
+// it made the directory itself) and the feed over it; empty when TWIN is off.
+class EvalTwin {
+ public:
+  Status Open(const LearnerConfig& learner, const std::vector<TaskConfig>& tasks, const std::string& dir) {
+    if (!learner.model().twin().enabled()) return Status::Ok();
+    static std::atomic<int> counter{0};
+    path_ = dir.empty() ? (std::filesystem::temp_directory_path() /
+                           ("freshet_eval_twin_" + std::to_string(getpid()) + "_" + std::to_string(counter++)))
+                              .string()
+                        : dir;
+    owned_ = dir.empty();
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);  // a fresh cache: histories start empty
+    store::KvStore::Options o;
+    o.path = path_;
+    TwinFeed::ConfigureStore(learner.model(), &o);
+    ASSIGN_OR_RETURN(store_, store::KvStore::Open(o));
+    ASSIGN_OR_RETURN(feed_, TwinFeed::Create(learner.model(), tasks, store_.get(), nullptr));
+    return Status::Ok();
+  }
+  ~EvalTwin() {
+    feed_.reset();
+    store_.reset();
+    std::error_code ec;
+    if (owned_) std::filesystem::remove_all(path_, ec);
+  }
+  TwinFeed* feed() { return feed_.get(); }
+
+ private:
+  std::string path_;
+  bool owned_ = false;
+  std::unique_ptr<store::KvStore> store_;
+  std::unique_ptr<TwinFeed> feed_;
+};
+
 }  // namespace
 
 StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<TaskConfig>& tasks,
@@ -72,6 +113,8 @@ StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<Tas
   if (options.passes < 1) return InvalidArgumentError("eval passes must be >= 1");
   if (learner.batch_size() < 1) return InvalidArgumentError("learner.batch_size must be >= 1");
   ASSIGN_OR_RETURN(std::unique_ptr<cpu::Trainer<float>> trainer, cpu::Trainer<float>::Create(learner, tasks));
+  EvalTwin twin;
+  RETURN_IF_ERROR(twin.Open(learner, tasks, options.twin_dir));
   const bool prequential = options.mode == EvalMode::kPrequential;
   const std::vector<Sample>& scored = prequential ? train : test;
   const int passes = prequential ? 1 : options.passes;
@@ -101,6 +144,7 @@ StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<Tas
       done += static_cast<int64_t>(end - begin);
       if (end - begin < min_batch) continue;
       ASSIGN_OR_RETURN(Batch batch, MakeBatch(&builder, train, order, begin, end, &rows));
+      if (twin.feed()) RETURN_IF_ERROR(twin.feed()->Attach(&batch));
       const int64_t stamp = std::max(stream_time_ms, batch.max_event_time_ms);
       StatusOr<cpu::StepResult<float>> r = trainer->Train(batch, stamp);
       if (!r.ok()) {
@@ -108,6 +152,7 @@ StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<Tas
         ++result.skipped_batches;  // the numerical guard refused the step, as online
         continue;
       }
+      if (twin.feed()) RETURN_IF_ERROR(twin.feed()->Record(batch));
       stream_time_ms = stamp;
       ++result.steps;
       result.samples_trained += batch.size;
@@ -127,6 +172,7 @@ StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<Tas
     for (size_t begin = 0; begin < test.size(); begin += bs) {
       const size_t end = std::min(test.size(), begin + bs);
       ASSIGN_OR_RETURN(Batch batch, MakeBatch(&builder, test, test_order, begin, end, &rows));
+      if (twin.feed()) RETURN_IF_ERROR(twin.feed()->Attach(&batch));
       ASSIGN_OR_RETURN(cpu::Mat<float> pred, trainer->Predict(batch));
       scorer.Score(rows, pred, batch.labels, batch.masks, batch.weights);
       result.samples_scored += batch.size;
@@ -141,6 +187,7 @@ StatusOr<EvalResult> RunEval(const LearnerConfig& learner, const std::vector<Tas
     std::vector<size_t> tail(n);
     std::iota(tail.begin(), tail.end(), scored.size() - n);
     ASSIGN_OR_RETURN(Batch batch, MakeBatch(&builder, scored, tail, 0, n, &rows));
+    if (twin.feed()) RETURN_IF_ERROR(twin.feed()->Attach(&batch));
     RETURN_IF_ERROR(trainer->Predict(batch).status());
     result.diagnostics = cpu::ComputeDiagnostics(trainer->model());
   }

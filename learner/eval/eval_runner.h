@@ -9,6 +9,14 @@
 //   offline      `passes` passes over `train` (reshuffled each pass when
 //                shuffle_seed != 0), then inference-mode predictions on `test`.
 //
+// TWIN (learner.model.twin.enabled): the behaviour cache lives in a fresh RocksDB
+// under `twin_dir` (a temporary directory when empty, removed at the end) and is fed
+// exactly as online (learner/twin_feed.h): each batch reads its users' histories,
+// then its engagements are appended after the step. Histories are built in stream
+// order and the module ignores behaviours at or after a sample's event time, so a
+// sample only ever sees its user's past engagements. Offline test rows read the
+// histories the training pass left (no appends).
+//
 // Metrics cover every scored sample unless `window` > 0 (then the newest `window` per
 // task, like the online learner's eval_window). The expert/gate diagnostics come
 // from an inference forward over (up to) the last diagnostics_rows scored samples.
@@ -23,6 +31,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
@@ -42,6 +51,7 @@ struct EvalOptions {
   size_t window = 0;              // 0: every scored sample
   int curve_points = 40;          // stretches in the loss curve
   int diagnostics_rows = 2048;
+  std::string twin_dir;           // TWIN's behaviour cache; "" = a temporary directory
   // Called after each training step and each scoring batch: (done, total) samples.
   std::function<void(int64_t done, int64_t total)> progress;
 };

@@ -179,7 +179,7 @@ TEST(OnlineIntegrationTest, SimulatorJoinerLearnerRaisesClickAucWellAboveChance)
   auto joiner = ingest::Joiner::Create(jo);
   ASSERT_TRUE(joiner.ok()) << joiner.status();
   ASSERT_TRUE((*joiner)->Start().ok());
-  auto learner_db = OpenStore(dir.path / "learner");
+  auto learner_db = OpenStore(dir.path / "learner", config.learner().model());  // TWIN is on by default
   auto learner = StartLearner(config, learner_db.get(), &learner_metrics);
   ASSERT_NE(learner, nullptr);
   const int64_t t0 = Clock::Real()->MonotonicUs();

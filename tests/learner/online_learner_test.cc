@@ -18,6 +18,7 @@ using testutil::OpenStore;
 using testutil::TempDir;
 using testutil::TinyLearner;
 using testutil::TwoTasks;
+using testutil::WaitFor;
 
 FreshetConfig Config(int batch, int64_t deadline_ms, int queue_capacity) {
   FreshetConfig c;
@@ -37,14 +38,6 @@ std::unique_ptr<OnlineLearner> NewLearner(const FreshetConfig& config, MemorySou
   auto l = OnlineLearner::Create(std::move(o));
   EXPECT_TRUE(l.ok()) << l.status();
   return l.ok() ? std::move(l).value() : nullptr;
-}
-
-bool WaitFor(const std::function<bool()>& done, int timeout_ms = 20000) {
-  for (int waited = 0; waited < timeout_ms; waited += 10) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
 }
 
 TEST(OnlineLearnerTest, TrainsStopsWithCheckpointAndResumesFromItsOffsets) {

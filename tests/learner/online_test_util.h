@@ -5,10 +5,13 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <deque>
+#include <functional>
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "learner/sample_source.h"
@@ -42,6 +45,24 @@ inline LearnerConfig TinyLearner(int batch_size, int64_t deadline_ms) {
   c.mutable_dense_optimizer()->set_learning_rate(0.01f);
   c.set_checkpoint_interval_ms(1000000);
   c.set_diagnostics_interval_ms(1000000);
+  return c;
+}
+
+// TinyLearner with the TWIN module on the item slot (1), sized for tests.
+inline LearnerConfig TwinLearner(int batch_size, int64_t deadline_ms) {
+  LearnerConfig c = TinyLearner(batch_size, deadline_ms);
+  TwinConfig* t = c.mutable_model()->mutable_twin();
+  t->set_enabled(true);
+  t->set_item_slot(1);
+  t->set_max_len(64);
+  t->set_top_k(2);  // below the longer histories, so GSU searches
+  t->set_heads(2);
+  t->set_key_dim(4);
+  t->set_value_dim(4);
+  t->set_output_dim(4);
+  t->set_cross_dim(2);
+  t->set_refresh_after_versions(3);
+  t->set_consistency_interval_steps(2);
   return c;
 }
 
@@ -105,12 +126,45 @@ struct TempDir {
   std::filesystem::path path;
 };
 
-inline std::unique_ptr<store::KvStore> OpenStore(const std::filesystem::path& path) {
+// The learner's store; with the behaviour cache when `twin_model` has TWIN on.
+inline std::unique_ptr<store::KvStore> OpenStore(const std::filesystem::path& path,
+                                                 const ModelConfig& twin_model = ModelConfig()) {
   store::KvStore::Options o;
   o.path = path.string();
   o.families = CheckpointStore::Families();
+  TwinFeed::ConfigureStore(twin_model, &o);
   auto s = store::KvStore::Open(o);
   return s.ok() ? std::move(s).value() : nullptr;
+}
+
+// A TrainingLoop over TwoTasks with a fake clock and its own metrics registry.
+struct LoopFixture {
+  explicit LoopFixture(LearnerConfig learner, store::KvStore* store = nullptr) {
+    TrainingLoop::Options o;
+    o.learner = std::move(learner);
+    o.tasks = TwoTasks();
+    o.store = store;
+    o.metrics = &metrics;
+    o.clock = &clock;
+    auto l = TrainingLoop::Create(o);
+    EXPECT_TRUE(l.ok()) << l.status();
+    if (l.ok()) loop = std::move(l).value();
+  }
+  double Counter(const std::string& name, const Labels& labels = {}) {
+    return metrics.GetCounter(name, "", labels)->Value();
+  }
+  MetricsRegistry metrics;
+  FakeClock clock;
+  std::unique_ptr<TrainingLoop> loop;
+};
+
+// Polls `done` every 10 ms until it holds or the timeout passes.
+inline bool WaitFor(const std::function<bool()>& done, int timeout_ms = 20000) {
+  for (int waited = 0; waited < timeout_ms; waited += 10) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
 }
 
 // In-memory partitioned log with a consumer position per partition; on Start it

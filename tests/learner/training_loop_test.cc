@@ -21,25 +21,7 @@ using testutil::TempDir;
 using testutil::TinyLearner;
 using testutil::TwoTasks;
 
-struct Fixture {
-  explicit Fixture(LearnerConfig learner, store::KvStore* store = nullptr) {
-    TrainingLoop::Options o;
-    o.learner = std::move(learner);
-    o.tasks = TwoTasks();
-    o.store = store;
-    o.metrics = &metrics;
-    o.clock = &clock;
-    auto l = TrainingLoop::Create(o);
-    EXPECT_TRUE(l.ok()) << l.status();
-    loop = std::move(l).value();
-  }
-  double Counter(const std::string& name, const Labels& labels = {}) {
-    return metrics.GetCounter(name, "", labels)->Value();
-  }
-  MetricsRegistry metrics;
-  FakeClock clock;
-  std::unique_ptr<TrainingLoop> loop;
-};
+using Fixture = testutil::LoopFixture;
 
 TEST(TrainingLoopTest, CutsBatchesBySizeAndTracksOffsetsOfTrainedRecordsOnly) {
   Fixture f(TinyLearner(4, /*deadline_ms=*/0));

@@ -7,6 +7,7 @@
 
 #include <tuple>
 
+#include "learner/twin_feed.h"
 #include "tests/learner/online_test_util.h"
 
 namespace freshet::learner {
@@ -120,6 +121,41 @@ TEST(EvalRunnerTest, GaucOnAHandComputedExample) {
   EXPECT_DOUBLE_EQ(m.gauc, 0.625);
   EXPECT_EQ(m.gauc_users, 2);
   EXPECT_DOUBLE_EQ(m.auc, 9.5 / 12);
+}
+
+// TWIN in `freshet eval`: histories are built from the stream in order, so after a
+// prequential pass the cache holds exactly every user's engagements (no more), and
+// the module ran on them (its projections were used when a history passed top_k).
+TEST(EvalRunnerTest, PrequentialWithTwinBuildsHistoriesFromThePastOnly) {
+  std::vector<Sample> stream;
+  for (int i = 0; i < 320; ++i) stream.push_back(MakeSample(i));
+  testutil::TempDir dir("eval_twin");
+  EvalOptions o;
+  o.mode = EvalMode::kPrequential;
+  o.twin_dir = dir.path.string();
+  const LearnerConfig config = testutil::TwinLearner(8, 0);
+  StatusOr<EvalResult> r = RunEval(config, TwoTasks(), stream, {}, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->samples_scored, 320);
+  store::KvStore::Options so;
+  so.path = dir.path.string();
+  TwinFeed::ConfigureStore(config.model(), &so);
+  auto db = store::KvStore::Open(so);
+  ASSERT_TRUE(db.ok()) << db.status();
+  store::BehaviourCache cache(db->get(), config.model().twin().max_len());
+  int64_t engaged = 0;
+  for (const Sample& s : stream) {
+    if (s.label(0) < 0.5f) continue;  // like implies click in MakeSample
+    ++engaged;
+  }
+  int64_t stored = 0;
+  for (uint64_t user = 0; user < 40; ++user) {
+    auto h = cache.Read(user);
+    ASSERT_TRUE(h.ok()) << h.status();
+    for (size_t i = 1; i < h->size(); ++i) EXPECT_LT((*h)[i - 1].time_ms, (*h)[i].time_ms) << "user " << user;
+    stored += static_cast<int64_t>(h->size());
+  }
+  EXPECT_EQ(stored, engaged);
 }
 
 }  // namespace
