@@ -3,6 +3,8 @@
 // a single thread is enough and keeps handler code free of locking surprises.
 #include "common/admin_http.h"
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -177,6 +179,9 @@ Status AdminServer::Start() {
     auto address = asio::ip::make_address(options_.bind_address);
     tcp::endpoint endpoint(address, static_cast<unsigned short>(options_.port));
     impl_->acceptor.open(endpoint.protocol());
+    // Child processes (serving replicas, shell commands) must not inherit the
+    // listening socket: they would keep the port accepting after this server stops.
+    ::fcntl(impl_->acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
     impl_->acceptor.bind(endpoint);
     impl_->acceptor.listen();

@@ -20,9 +20,7 @@ StatusOr<HttpResult> HttpCall(const std::string& method, const std::string& host
     asio::io_context io;
     tcp::resolver resolver(io);
     beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::milliseconds(timeout_ms));
     auto endpoints = resolver.resolve(host, std::to_string(port));
-    stream.connect(endpoints);
 
     http::request<http::string_body> req(http::string_to_verb(method), target, 11);
     req.set(http::field::host, host);
@@ -30,11 +28,31 @@ StatusOr<HttpResult> HttpCall(const std::string& method, const std::string& host
     for (const auto& [k, v] : headers) req.set(k, v);
     req.body() = body;
     req.prepare_payload();
-    http::write(stream, req);
 
+    // The deadline covers connect, write and read together. tcp_stream's timer only
+    // governs asynchronous operations (a blocking read waits forever on a peer that
+    // accepted and never answers), so the exchange runs as one async chain.
+    stream.expires_after(std::chrono::milliseconds(timeout_ms));
     beast::flat_buffer buffer;
     http::response<http::string_body> res;
-    http::read(stream, buffer, res);
+    beast::error_code result;
+    const char* stage = "connect";
+    stream.async_connect(endpoints, [&](beast::error_code ec, const tcp::endpoint&) {
+      if (ec) return void(result = ec);
+      stage = "send the request";
+      http::async_write(stream, req, [&](beast::error_code ec, size_t) {
+        if (ec) return void(result = ec);
+        stage = "read the response";
+        http::async_read(stream, buffer, res, [&](beast::error_code ec, size_t) { result = ec; });
+      });
+    });
+    io.run();
+    if (result) {
+      const bool timed_out = result == beast::error::timeout;
+      return UnavailableError("cannot reach " + where + ": " + stage + ": " +
+                              (timed_out ? "no answer within " + std::to_string(timeout_ms) + " ms" : result.message()) +
+                              " (is the daemon running and is this its admin port?)");
+    }
     beast::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_both, ec);
 

@@ -1,6 +1,8 @@
 // PushListener on Boost.Asio: one I/O thread, asynchronous accept and reads.
 #include "publisher/push_listener.h"
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <thread>
@@ -119,6 +121,9 @@ Status PushListener::Start() {
   try {
     tcp::endpoint endpoint(asio::ip::make_address(o.bind_address), static_cast<unsigned short>(o.port));
     impl_->acceptor.open(endpoint.protocol());
+    // Child processes (serving replicas, shell commands) must not inherit the
+    // listening socket: they would keep the port accepting after this server stops.
+    ::fcntl(impl_->acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
     impl_->acceptor.bind(endpoint);
     impl_->acceptor.listen();
