@@ -3,8 +3,6 @@
 // a single thread is enough and keeps handler code free of locking surprises.
 #include "common/admin_http.h"
 
-#include <fcntl.h>
-
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -13,6 +11,7 @@
 
 #include "common/json.h"
 #include "common/logging.h"
+#include "common/tcp_listen.h"
 
 namespace freshet {
 
@@ -176,16 +175,7 @@ void AdminServer::SetConfigText(std::string text) { config_text_ = std::move(tex
 
 Status AdminServer::Start() {
   try {
-    auto address = asio::ip::make_address(options_.bind_address);
-    tcp::endpoint endpoint(address, static_cast<unsigned short>(options_.port));
-    impl_->acceptor.open(endpoint.protocol());
-    // Child processes (serving replicas, shell commands) must not inherit the
-    // listening socket: they would keep the port accepting after this server stops.
-    ::fcntl(impl_->acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
-    impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
-    impl_->acceptor.bind(endpoint);
-    impl_->acceptor.listen();
-    impl_->port = impl_->acceptor.local_endpoint().port();
+    impl_->port = ListenTcp(&impl_->acceptor, options_.bind_address, options_.port);
   } catch (const std::exception& e) {
     return UnavailableError("admin server for " + options_.component + " cannot listen on " +
                             options_.bind_address + ":" + std::to_string(options_.port) + ": " +

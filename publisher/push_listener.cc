@@ -1,13 +1,12 @@
 // PushListener on Boost.Asio: one I/O thread, asynchronous accept and reads.
 #include "publisher/push_listener.h"
 
-#include <fcntl.h>
-
 #include <atomic>
 #include <boost/asio.hpp>
 #include <thread>
 
 #include "common/logging.h"
+#include "common/tcp_listen.h"
 
 namespace freshet::publisher {
 namespace asio = boost::asio;
@@ -119,15 +118,7 @@ PushListener::~PushListener() { Stop(); }
 Status PushListener::Start() {
   const Options& o = impl_->options;
   try {
-    tcp::endpoint endpoint(asio::ip::make_address(o.bind_address), static_cast<unsigned short>(o.port));
-    impl_->acceptor.open(endpoint.protocol());
-    // Child processes (serving replicas, shell commands) must not inherit the
-    // listening socket: they would keep the port accepting after this server stops.
-    ::fcntl(impl_->acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
-    impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
-    impl_->acceptor.bind(endpoint);
-    impl_->acceptor.listen();
-    impl_->port = impl_->acceptor.local_endpoint().port();
+    impl_->port = ListenTcp(&impl_->acceptor, o.bind_address, o.port);
   } catch (const std::exception& e) {
     return UnavailableError("push listener cannot listen on " + o.bind_address + ":" + std::to_string(o.port) + ": " +
                             e.what() + " (another replica on this port? set serving.push_base_port or --push-port)");
