@@ -248,8 +248,11 @@ int RunCommand(const std::vector<std::string>& args) {
   // The dashboard reads ingest at its actual address (--admin-port 0 picks ports);
   // serving replicas join this list when `freshet run` starts them.
   const std::string ingest_url = (*ingest)->admin_url();
-  lopt.dashboard_peers = std::vector<DashboardSource>{
-      HttpSource("ingest", ingest_url.substr(ingest_url.find("://") + 3))};
+  auto host_port = [](const std::string& url) { return url.substr(url.find("://") + 3); };
+  lopt.dashboard_peers = std::vector<DashboardSource>{HttpSource("ingest", host_port(ingest_url))};
+  if (fleet)
+    for (const auto& r : fleet->replicas())
+      lopt.dashboard_peers->push_back(HttpSource("serving-" + std::to_string(r.index), host_port(r.admin_url)));
   LearnerComponent* learner_ptr = nullptr;  // set once Start returns; the status reads it
   lopt.configure_admin = [&](AdminServer* admin, MetricsRegistry* metrics) {
     admin->AddReadinessCheck("kafka", [&] { return (*producer)->CheckReachable(1000); });
