@@ -99,6 +99,13 @@ Status AttachBehaviours(const store::BehaviourCache& cache, Batch* batch) {
     return InvalidArgumentError("batch has " + std::to_string(batch->user_ids.size()) + " user ids for " +
                                 std::to_string(batch->size) + " samples (build it with BatchBuilder)");
   ASSIGN_OR_RETURN(std::vector<std::vector<store::Behaviour>> histories, cache.MultiRead(batch->user_ids));
+  return AttachHistories(histories, batch);
+}
+
+Status AttachHistories(const std::vector<std::vector<store::Behaviour>>& histories, Batch* batch) {
+  if (static_cast<int>(histories.size()) != batch->size)
+    return InvalidArgumentError("got " + std::to_string(histories.size()) + " behaviour histories for a batch of " +
+                                std::to_string(batch->size) + " samples");
   batch->behaviours.clear();
   batch->behaviour_offsets.assign(1, 0);
   for (const auto& h : histories) {

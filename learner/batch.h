@@ -56,6 +56,10 @@ struct Batch {
 // Reads the histories of the batch's users (one MultiGet) into batch->behaviours.
 // REQUIRES: batch->user_ids has B entries (BatchBuilder fills it).
 [[nodiscard]] Status AttachBehaviours(const store::BehaviourCache& cache, Batch* batch);
+// Attaches given histories (one per row, oldest first) the same way: what
+// AttachBehaviours does after its read; serving uses it for a request's own history.
+// InvalidArgument unless histories has B entries.
+[[nodiscard]] Status AttachHistories(const std::vector<std::vector<store::Behaviour>>& histories, Batch* batch);
 
 // Queues the batch's engagements as appends to their users' histories: a sample
 // engaged when a binary task's label is observed and positive; action bit t = task t

@@ -358,6 +358,8 @@ Status Validate(const FreshetConfig& c) {
   v.Require(sv.max_frame_bytes() >= 1024, "serving.max_frame_bytes", sv.max_frame_bytes(), "must be >= 1024");
   v.Require(sv.max_score_items() >= 1 && sv.max_score_items() <= 100000, "serving.max_score_items",
             sv.max_score_items(), "must be in [1, 100000]");
+  v.Require(sv.behaviour_cache_dir().empty() || c.learner().model().twin().enabled(), "serving.behaviour_cache_dir",
+            "\"" + sv.behaviour_cache_dir() + "\"", "needs learner.model.twin.enabled (histories feed the TWIN module)");
 
   v.Require(!c.store().data_dir().empty(), "store.data_dir", "\"\"", "must name a directory");
   v.Require(c.log_level() == "debug" || c.log_level() == "info" || c.log_level() == "warning" || c.log_level() == "error",

@@ -65,6 +65,11 @@ StatusOr<std::unique_ptr<ServingFleet>> ServingFleet::Start(const FreshetConfig&
   RETURN_IF_ERROR(publisher::WriteHmacKey(fleet->key_file_, key));
   FreshetConfig serving = config;
   serving.mutable_publisher()->set_hmac_key_file(fleet->key_file_);
+  // Replicas read TWIN histories from the learner's store beside `dir` (run_command's
+  // layout: <data>/serving and <data>/learner), as read-only secondaries.
+  if (config.learner().model().twin().enabled() && config.serving().behaviour_cache_dir().empty())
+    serving.mutable_serving()->set_behaviour_cache_dir(
+        (std::filesystem::path(dir).parent_path() / "learner").string());
   const std::string config_path = dir + "/serving.pbtxt";
   {
     std::ofstream out(config_path);

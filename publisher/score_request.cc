@@ -1,6 +1,7 @@
 // POST /v1/score bodies: JSON ⇄ ScoreRequest, and ScoreRequest → Batch.
 #include "publisher/score_request.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <set>
@@ -19,13 +20,18 @@ namespace pt = boost::property_tree;
 
 // property_tree keeps every JSON scalar as its literal text, which is what lets ids
 // stay exact (no detour through double).
-StatusOr<uint64_t> ParseU64(const std::string& text, const std::string& field) {
-  uint64_t v = 0;
+template <typename I>
+StatusOr<I> ParseInt(const std::string& text, const std::string& field, const char* expected) {
+  I v = 0;
   const char* end = text.data() + text.size();
   auto [p, ec] = std::from_chars(text.data(), end, v);
   if (ec != std::errc() || p != end || text.empty())
-    return InvalidArgumentError(field + " = \"" + text + "\": expected an unsigned 64-bit integer");
+    return InvalidArgumentError(field + " = \"" + text + "\": expected " + expected);
   return v;
+}
+
+StatusOr<uint64_t> ParseU64(const std::string& text, const std::string& field) {
+  return ParseInt<uint64_t>(text, field, "an unsigned 64-bit integer");
 }
 
 StatusOr<float> ParseFloat(const std::string& text, const std::string& field) {
@@ -78,11 +84,40 @@ Status ParseFeatures(const pt::ptree& node, const std::string& prefix, const std
     } else if (key == "dense") {
       RETURN_IF_ERROR(ParseSlots(value, field, &out->dense, ParseFloat));
     } else if (!allowed.count(key)) {
-      return InvalidArgumentError("unknown field " + field + " (known: user_id, sparse, dense, items[].item_id, "
-                                  "items[].sparse, items[].dense)");
+      return InvalidArgumentError("unknown field " + field + " (known: user_id, sparse, dense, time_ms, history, "
+                                  "items[].item_id, items[].sparse, items[].dense)");
     }
   }
   return Status::Ok();
+}
+
+// "history": [{"item_id", "time_ms", "action_bits", "play_ms"}, ...], oldest first.
+StatusOr<std::vector<store::Behaviour>> ParseHistory(const pt::ptree& node) {
+  if (!IsArrayOrEmpty(node)) return InvalidArgumentError("history must be an array of behaviour objects");
+  std::vector<store::Behaviour> out;
+  for (const auto& [unused, b] : node) {
+    const std::string prefix = "history[" + std::to_string(out.size()) + "]";
+    if (!IsObjectOrEmpty(b) || b.empty())
+      return InvalidArgumentError(prefix + " must be an object {item_id, time_ms, action_bits, play_ms}");
+    store::Behaviour behaviour;
+    for (const auto& [key, value] : b) {
+      const std::string field = prefix + "." + key;
+      if (!value.empty()) return InvalidArgumentError(field + " must be a number");
+      if (key == "item_id") {
+        ASSIGN_OR_RETURN(behaviour.item_id, ParseU64(value.data(), field));
+      } else if (key == "time_ms") {
+        ASSIGN_OR_RETURN(behaviour.time_ms, ParseInt<int64_t>(value.data(), field, "a signed 64-bit integer"));
+      } else if (key == "action_bits") {
+        ASSIGN_OR_RETURN(behaviour.actions, ParseInt<uint32_t>(value.data(), field, "an unsigned 32-bit integer"));
+      } else if (key == "play_ms") {
+        ASSIGN_OR_RETURN(behaviour.play_ms, ParseInt<uint32_t>(value.data(), field, "an unsigned 32-bit integer"));
+      } else {
+        return InvalidArgumentError("unknown field " + field + " (known: item_id, time_ms, action_bits, play_ms)");
+      }
+    }
+    out.push_back(behaviour);
+  }
+  return out;
 }
 
 void WriteSlots(JsonWriter* w, const ScoreFeatures& f) {
@@ -116,7 +151,13 @@ StatusOr<ScoreRequest> ParseScoreRequest(std::string_view json, int max_items) {
   if (auto user = root.get_optional<std::string>("user_id")) {
     ASSIGN_OR_RETURN(req.user_id, ParseU64(*user, "user_id"));
   }
-  RETURN_IF_ERROR(ParseFeatures(root, "", {"user_id", "items"}, &req.user));
+  if (auto time = root.get_optional<std::string>("time_ms")) {
+    ASSIGN_OR_RETURN(req.time_ms, ParseInt<int64_t>(*time, "time_ms", "a signed 64-bit integer (ms since the epoch)"));
+  }
+  if (auto history = root.get_child_optional("history")) {
+    ASSIGN_OR_RETURN(req.history, ParseHistory(*history));
+  }
+  RETURN_IF_ERROR(ParseFeatures(root, "", {"user_id", "items", "time_ms", "history"}, &req.user));
   auto items = root.get_child_optional("items");
   if (!items || items->empty()) return InvalidArgumentError("items must list at least one candidate item");
   if (!IsArrayOrEmpty(*items)) return InvalidArgumentError("items must be an array of objects");
@@ -147,7 +188,17 @@ std::string ScoreRequestToJson(const ScoreRequest& request) {
     WriteSlots(&w, item.features);
     w.EndObject();
   }
-  w.EndArray().EndObject();
+  w.EndArray();
+  if (request.time_ms != 0) w.Key("time_ms").Int(request.time_ms);
+  if (request.history) {
+    w.Key("history").BeginArray();
+    for (const store::Behaviour& b : *request.history) {
+      w.BeginObject().Key("item_id").Raw(std::to_string(b.item_id)).Key("time_ms").Int(b.time_ms);
+      w.Key("action_bits").Int(b.actions).Key("play_ms").Int(b.play_ms).EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
   return w.str();
 }
 
@@ -180,6 +231,8 @@ StatusOr<Batch> BuildScoreBatch(const ScoreRequest& request, const ModelConfig& 
     return Status::Ok();
   };
   RETURN_IF_ERROR(check(request.user, "user"));
+  if (request.history && !model.twin().enabled())
+    return InvalidArgumentError("history given but the served model has no TWIN module (learner.model.twin.enabled)");
   BatchBuilder builder(model, num_tasks);
   for (size_t i = 0; i < request.items.size(); ++i) {
     const ScoreFeatures& f = request.items[i].features;
@@ -188,6 +241,7 @@ StatusOr<Batch> BuildScoreBatch(const ScoreRequest& request, const ModelConfig& 
     Sample s;
     s.set_user_id(request.user_id);
     s.set_item_id(request.items[i].item_id);
+    s.set_event_time_ms(request.time_ms);
     for (const ScoreFeatures* part : {&request.user, &f}) {
       for (const auto& [slot, ids] : part->sparse) {
         if (part == &f && request.user.sparse.count(slot))
@@ -210,7 +264,15 @@ StatusOr<Batch> BuildScoreBatch(const ScoreRequest& request, const ModelConfig& 
     }
     RETURN_IF_ERROR(builder.Add(s));
   }
-  return builder.Finish();
+  Batch batch = builder.Finish();
+  if (request.history) {
+    // The module reads only the newest max_len; keep the per-row copies that small.
+    const auto& h = *request.history;
+    const size_t keep = std::min(h.size(), static_cast<size_t>(std::max(1, model.twin().max_len())));
+    const std::vector<store::Behaviour> newest(h.end() - static_cast<std::ptrdiff_t>(keep), h.end());
+    RETURN_IF_ERROR(AttachHistories(std::vector<std::vector<store::Behaviour>>(batch.size, newest), &batch));
+  }
+  return batch;
 }
 
 }  // namespace freshet::publisher

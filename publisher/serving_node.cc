@@ -31,6 +31,7 @@ StatusOr<std::unique_ptr<ServingNode>> ServingNode::Start(const FreshetConfig& c
   o.push_port = push_port;
   o.max_frame_bytes = static_cast<uint64_t>(config.serving().max_frame_bytes());
   o.max_score_items = config.serving().max_score_items();
+  o.behaviour_cache_dir = config.serving().behaviour_cache_dir();
   ASSIGN_OR_RETURN(node->replica_, ServingReplica::Start(std::move(o), &node->metrics_, clock));
 
   AdminServer::Options aopt;

@@ -1,11 +1,16 @@
 // ServingReplica: applies pushed versions atomically and scores requests.
 #include "publisher/serving_replica.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 
 #include "common/json.h"
 #include "common/logging.h"
 #include "learner/cpu/loss.h"
+#include "store/behaviour_cache.h"
+#include "store/kv_store.h"
 
 namespace freshet::publisher {
 
@@ -47,6 +52,11 @@ struct ServingReplica::Probe {
   }
 };
 
+struct ServingReplica::Behaviours {
+  std::unique_ptr<store::KvStore> store;
+  std::unique_ptr<store::BehaviourCache> cache;
+};
+
 ServingReplica::ServingReplica(Options options, MetricsRegistry* metrics, Clock* clock)
     : options_(std::move(options)), metrics_(metrics), clock_(clock), probe_(std::make_unique<Probe>(metrics)) {}
 
@@ -68,11 +78,13 @@ StatusOr<std::unique_ptr<ServingReplica>> ServingReplica::Start(Options options,
       lo, [self](const publisher::Frame& f) { return self->Handle(f); },
       [self](FrameError e, const Status&) { self->probe_->CountBadFrame(e); });
   RETURN_IF_ERROR(r->listener_->Start());
+  r->RefreshBehaviours();
   r->ticker_ = std::thread([self] {
     std::unique_lock<std::mutex> lock(self->ticker_mu_);
     while (!self->ticker_cv_.wait_for(lock, std::chrono::seconds(1), [self] { return self->stopping_; })) {
       lock.unlock();
       self->SampleFreshness();
+      self->RefreshBehaviours();
       lock.lock();
     }
   });
@@ -80,7 +92,15 @@ StatusOr<std::unique_ptr<ServingReplica>> ServingReplica::Start(Options options,
   return r;
 }
 
-ServingReplica::~ServingReplica() { Stop(); }
+ServingReplica::~ServingReplica() {
+  Stop();
+  std::string secondary = secondary_dir_;
+  behaviours_.reset();  // closes the secondary before its directory goes
+  if (!secondary.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(secondary, ec);
+  }
+}
 
 void ServingReplica::Stop() {
   if (listener_) listener_->Stop();
@@ -95,6 +115,49 @@ void ServingReplica::Stop() {
 std::shared_ptr<ServingReplica::Served> ServingReplica::current() const {
   std::lock_guard<std::mutex> lock(mu_);
   return current_;
+}
+
+std::shared_ptr<ServingReplica::Behaviours> ServingReplica::behaviours() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return behaviours_;
+}
+
+void ServingReplica::RefreshBehaviours() {
+  const TwinConfig& twin = options_.learner.model().twin();
+  if (options_.behaviour_cache_dir.empty() || !twin.enabled()) return;
+  if (std::shared_ptr<Behaviours> b = behaviours()) {
+    const Status s = b->store->TryCatchUpWithPrimary();
+    metrics_
+        ->GetCounter("freshet_serving_behaviour_catchups_total",
+                     "Catch-ups of the behaviour cache's read-only secondary with the learner's store, by result",
+                     {{"result", s.ok() ? "ok" : "error"}})
+        ->Inc();
+    if (!s.ok()) LOG_WARNING("serving_behaviour_catchup_failed").Kv("status", s.ToString());
+    return;
+  }
+  if (secondary_dir_.empty()) {
+    static std::atomic<int> instances{0};
+    secondary_dir_ = (std::filesystem::temp_directory_path() /
+                      ("freshet-serving-secondary-" + std::to_string(getpid()) + "-" +
+                       std::to_string(options_.replica) + "-" + std::to_string(instances++)))
+                         .string();
+  }
+  auto store = store::BehaviourCache::OpenSecondary(options_.behaviour_cache_dir, secondary_dir_, twin.max_len());
+  if (!store.ok()) {
+    // The learner may not have created its store yet: retried every second.
+    if (store.status().ToString() != open_error_)
+      LOG_WARNING("serving_behaviour_cache_unavailable")
+          .Kv("dir", options_.behaviour_cache_dir)
+          .Kv("status", store.status().ToString());
+    open_error_ = store.status().ToString();
+    return;
+  }
+  auto b = std::make_shared<Behaviours>();
+  b->store = std::move(store).value();
+  b->cache = std::make_unique<store::BehaviourCache>(b->store.get(), twin.max_len());
+  LOG_INFO("serving_behaviour_cache_opened").Kv("dir", options_.behaviour_cache_dir).Kv("secondary", secondary_dir_);
+  std::lock_guard<std::mutex> lock(mu_);
+  behaviours_ = std::move(b);
 }
 
 uint64_t ServingReplica::version() const {
@@ -154,6 +217,8 @@ Frame ServingReplica::Apply(const Frame& frame) {
   auto fresh = std::make_shared<Served>();
   fresh->manifest = m;
   fresh->model = std::move(next).value();
+  // Stamps the projections this version's (fresh, empty) cache computes.
+  fresh->model->set_version(static_cast<int64_t>(h.version));
   fresh->applied_at_ms = clock_->NowMs();
   const int64_t rows = fresh->model->embeddings().stats().rows;
   {
@@ -184,6 +249,14 @@ StatusOr<ScoreResult> ServingReplica::Score(const ScoreRequest& request) {
   if (!served) return UnavailableError("no model version served yet (waiting for a FULL frame from the publisher)");
   ASSIGN_OR_RETURN(Batch batch,
                    BuildScoreBatch(request, options_.learner.model(), static_cast<int>(options_.tasks.size())));
+  if (request.time_ms == 0) {  // no request time: now (TWIN reads behaviours before it)
+    batch.max_event_time_ms = clock_->NowMs();
+    std::fill(batch.event_times_ms.begin(), batch.event_times_ms.end(), batch.max_event_time_ms);
+  }
+  if (!request.history && options_.learner.model().twin().enabled()) {
+    // The learner's own read (one MultiGet); without a cache the history is empty.
+    if (std::shared_ptr<Behaviours> b = behaviours()) RETURN_IF_ERROR(AttachBehaviours(*b->cache, &batch));
+  }
   ScoreResult result;
   result.version = served->manifest.version();
   for (const TaskConfig& t : options_.tasks) result.tasks.push_back(t.name());

@@ -14,12 +14,23 @@
 // (freshet_serving_bad_frames_total{reason}) and its connection closed. A replica
 // starts empty: /readyz is red and /v1/score answers 503 until the first FULL.
 //
+// TWIN (learner.model.twin): a request's own history (score_request.h) is attached
+// with the learner's AttachHistories; without one, a replica given the learner's
+// store (Options.behaviour_cache_dir, serving.behaviour_cache_dir) reads the user's
+// history with the learner's AttachBehaviours from a read-only RocksDB secondary of
+// that store, caught up with the learner once a second (opened lazily: the learner
+// may start later). Each served version has its own model and so its own projection
+// cache, stamped with the version: projections computed with an older version's
+// weights are never used, and serving scores as the learner's Predict does with
+// fresh projections.
+//
 // Metrics (one registry per replica): freshet_serving_version,
 // freshet_serving_frames_total{type,result}, freshet_serving_bad_frames_total{reason},
 // freshet_serving_apply_seconds, freshet_serving_score_seconds,
 // freshet_serving_score_requests_total{result}, freshet_serving_rows,
 // freshet_serving_freshness_seconds (gauge), and the contract histogram
-// freshet_freshness_seconds{stage="applied"|"served"} ("served" sampled each second).
+// freshet_freshness_seconds{stage="applied"|"served"} ("served" sampled each second),
+// freshet_serving_behaviour_catchups_total{result} (secondary catch-ups).
 //
 //   ServingReplica::Options o{.learner = config.learner(), .tasks = tasks, .hmac_key = key};
 //   auto replica = ServingReplica::Start(o, &metrics, Clock::Real());
@@ -69,6 +80,9 @@ class ServingReplica {
     int push_port = 0;  // 0: ephemeral
     uint64_t max_frame_bytes = kDefaultMaxPayloadBytes;
     int max_score_items = 1000;
+    // The learner's store directory, read as a secondary for users' TWIN histories;
+    // "" = none (requests without a history score with an empty one).
+    std::string behaviour_cache_dir;
   };
 
   // Builds the (empty) serving model, binds the push listener, starts the
@@ -100,6 +114,7 @@ class ServingReplica {
     std::mutex forward_mu;  // Forward writes the model's scratch buffers
   };
   struct Probe;
+  struct Behaviours;  // the secondary store and its cache view
 
   ServingReplica(Options options, MetricsRegistry* metrics, Clock* clock);
   std::shared_ptr<Served> current() const;
@@ -108,6 +123,9 @@ class ServingReplica {
   Frame Apply(const Frame& frame);
   HttpResponse HandleScore(const HttpRequest& request);
   void SampleFreshness();
+  // Opens the secondary when configured and not yet open, else catches it up.
+  void RefreshBehaviours();
+  std::shared_ptr<Behaviours> behaviours() const;
 
   Options options_;
   MetricsRegistry* metrics_;
@@ -118,6 +136,9 @@ class ServingReplica {
   std::mutex apply_mu_;                // one frame applied at a time
   mutable std::mutex mu_;
   std::shared_ptr<Served> current_;    // guarded by mu_
+  std::shared_ptr<Behaviours> behaviours_;  // guarded by mu_; set once opened
+  std::string secondary_dir_;               // the secondary's own files (ticker thread)
+  std::string open_error_;                  // last open failure logged (ticker thread)
 
   std::mutex ticker_mu_;
   std::condition_variable ticker_cv_;

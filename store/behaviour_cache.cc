@@ -116,6 +116,16 @@ StatusOr<std::vector<Behaviour>> DecodeBehaviours(std::string_view value, size_t
   return out;
 }
 
+StatusOr<std::unique_ptr<KvStore>> BehaviourCache::OpenSecondary(const std::string& path,
+                                                                 const std::string& secondary_path, int max_len) {
+  KvStore::Options o;
+  o.path = path;
+  o.secondary_path = secondary_path;
+  o.create_if_missing = false;
+  Configure(&o, max_len);
+  return KvStore::Open(o);
+}
+
 void BehaviourCache::Configure(KvStore::Options* options, int max_len) {
   CHECK_GE(max_len, 1);
   if (std::find(options->families.begin(), options->families.end(), kBehaviourFamily) == options->families.end())

@@ -64,6 +64,11 @@ class BehaviourCache {
   // The operator itself (tests, tools).
   static std::shared_ptr<rocksdb::MergeOperator> MakeMergeOperator(int max_len);
   static std::string Key(uint64_t user_id);
+  // Opens the store at `path`, written by another process's cache, as a read-only
+  // RocksDB secondary (its own files in `secondary_path`) with this family's merge
+  // operator. NotFound until the primary has created the family.
+  static StatusOr<std::unique_ptr<KvStore>> OpenSecondary(const std::string& path, const std::string& secondary_path,
+                                                          int max_len);
 
   // REQUIRES: `store` was opened with Configure(…, max_len) and outlives this.
   BehaviourCache(KvStore* store, int max_len) : store_(store), max_len_(max_len) {}

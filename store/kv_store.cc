@@ -87,8 +87,12 @@ struct KvStore::Impl {
 
 StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const Options& options) {
   if (options.path.empty()) return InvalidArgumentError("KvStore needs a path (store.data_dir)");
+  const bool secondary = !options.secondary_path.empty();
   std::error_code ec;
-  if (options.create_if_missing) {
+  if (secondary) {
+    std::filesystem::create_directories(options.secondary_path, ec);
+    if (ec) return UnavailableError("cannot create secondary directory " + options.secondary_path + ": " + ec.message());
+  } else if (options.create_if_missing) {
     std::filesystem::create_directories(options.path, ec);
     if (ec) {
       return UnavailableError("cannot create store directory " + options.path + ": " + ec.message() +
@@ -117,7 +121,11 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const Options& options) {
     }
   }
   for (const auto& n : options.families) {
-    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    if (std::find(names.begin(), names.end(), n) != names.end()) continue;
+    if (secondary)
+      return NotFoundError("column family '" + n + "' is not in " + options.path +
+                           " (a secondary cannot create it; start the process that writes the store first)");
+    names.push_back(n);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& n : names) {
@@ -129,8 +137,16 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const Options& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &impl->handles, &raw);
-  if (!s.ok()) return FromRocks(s, "open database", options.path);
+  rocksdb::Status s;
+  if (secondary) {
+    db_options.create_if_missing = false;
+    db_options.max_open_files = -1;  // RocksDB requires it of a secondary
+    s = rocksdb::DB::OpenAsSecondary(db_options, options.path, options.secondary_path, descriptors, &impl->handles,
+                                     &raw);
+  } else {
+    s = rocksdb::DB::Open(db_options, options.path, descriptors, &impl->handles, &raw);
+  }
+  if (!s.ok()) return FromRocks(s, secondary ? "open database as secondary" : "open database", options.path);
   impl->db.reset(raw);
   for (size_t i = 0; i < names.size(); ++i) impl->by_name[names[i]] = impl->handles[i];
   return std::unique_ptr<KvStore>(new KvStore(std::move(impl)));
@@ -140,6 +156,8 @@ KvStore::KvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 KvStore::~KvStore() = default;
 
 Status KvStore::Write(const WriteBatch& batch) {
+  if (!impl_->options.secondary_path.empty())
+    return FailedPreconditionError(impl_->options.path + " is open as a read-only secondary; write through its primary");
   RETURN_IF_ERROR(health());
   rocksdb::WriteBatch wb;
   for (const auto& op : batch.ops()) {
@@ -222,6 +240,12 @@ Status KvStore::Flush() {
   rocksdb::FlushOptions fo;
   fo.wait = true;
   return FromRocks(impl_->db->Flush(fo, impl_->handles), "flush", impl_->options.path);
+}
+
+Status KvStore::TryCatchUpWithPrimary() {
+  if (impl_->options.secondary_path.empty())
+    return FailedPreconditionError(impl_->options.path + " is a primary; only a secondary catches up");
+  return FromRocks(impl_->db->TryCatchUpWithPrimary(), "catch up with primary", impl_->options.path);
 }
 
 uint64_t KvStore::LatestSequence() const { return impl_->db->GetLatestSequenceNumber(); }

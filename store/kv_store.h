@@ -75,6 +75,12 @@ class KvStore {
     // Merge operator per family name (e.g. the behaviour cache's append-and-trim).
     // A family holding merge operands must be opened with its operator every time.
     std::map<std::string, std::shared_ptr<rocksdb::MergeOperator>> merge_operators;
+    // Non-empty: open `path` read-only as a RocksDB secondary instance of the process
+    // that writes it (e.g. a serving replica reading the learner's behaviour cache),
+    // keeping the secondary's own info log in this directory. Every family must exist
+    // in the primary; Write fails (FailedPrecondition); TryCatchUpWithPrimary() makes
+    // the primary's newer writes visible. Default "": an ordinary (primary) open.
+    std::string secondary_path;
   };
 
   // Opens (creating the directory when allowed) the database and its families. An
@@ -102,6 +108,9 @@ class KvStore {
   Status Checkpoint(const std::string& dir) const;
   // Flushes memtables to SST files (tests, clean shutdown).
   Status Flush();
+  // Secondary instances: reads the primary's new log and manifest entries so later
+  // reads see its writes up to now. FailedPrecondition on a primary.
+  Status TryCatchUpWithPrimary();
 
   // The sequence number of the newest write (RocksDB's, monotonic across reopen).
   // Checkpoint manifests record it (ModelManifest.behaviour_cache_sequence).

@@ -79,6 +79,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"tasks { name: \"a\" label_kinds: LABEL_CLICK window_ms: 0 }", "tasks[0].window_ms = 0"},
         BadCase{"learner { batch_size: 0 }", "learner.batch_size = 0"},
         BadCase{"publisher { publish_interval_ms: 1 }", "publisher.publish_interval_ms = 1"},
+        BadCase{"serving { behaviour_cache_dir: \"/d\" } learner { model { twin { enabled: false } } }",
+                "serving.behaviour_cache_dir = \"/d\": needs learner.model.twin.enabled"},
         BadCase{"log_level: \"loud\"", "log_level = \"loud\""}));
 
 TEST(ConfigTest, SyntaxErrorNamesFileLineAndColumn) {

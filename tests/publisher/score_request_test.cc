@@ -79,5 +79,51 @@ TEST(ScoreRequestTest, BatchHasOneRowPerItemWithUserAndItemFeatures) {
   }
 }
 
+TEST(ScoreRequestTest, HistoryAndTimeParseRoundTripAndAttachToEveryRow) {
+  const std::string json = R"({"user_id": 4, "time_ms": 1700000000000, "items": [{"item_id": 1}, {"item_id": 2}],
+      "history": [{"item_id": 18446744073709551615, "time_ms": -3, "action_bits": 5, "play_ms": 4294967295},
+                  {"item_id": 9, "time_ms": 1699999999000, "action_bits": 0, "play_ms": 0}]})";
+  StatusOr<ScoreRequest> r = ParseScoreRequest(json, 10);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->time_ms, 1700000000000);
+  ASSERT_TRUE(r->history.has_value());
+  const std::vector<store::Behaviour> expected = {{18446744073709551615ull, -3, 5, 4294967295u},
+                                                  {9, 1699999999000, 0, 0}};
+  EXPECT_EQ(*r->history, expected);
+  StatusOr<ScoreRequest> again = ParseScoreRequest(ScoreRequestToJson(*r), 10);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->history, r->history);
+  EXPECT_EQ(again->time_ms, r->time_ms);
+  EXPECT_FALSE(ParseScoreRequest(R"({"items": [{}]})", 10)->history.has_value()) << "absent, not empty";
+
+  LearnerConfig config = cpu::testing::SmallConfig(FAMILY_MMOE);
+  config.mutable_model()->mutable_twin()->set_enabled(true);
+  config.mutable_model()->mutable_twin()->set_item_slot(1);
+  config.mutable_model()->mutable_twin()->set_max_len(1);  // rows keep the newest only
+  StatusOr<Batch> b = BuildScoreBatch(*r, config.model(), 3);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->event_times_ms, (std::vector<int64_t>{1700000000000, 1700000000000}));
+  EXPECT_EQ(b->behaviour_offsets, (std::vector<int32_t>{0, 1, 2}));
+  EXPECT_EQ(b->behaviours, (std::vector<store::Behaviour>{expected[1], expected[1]}));
+}
+
+TEST(ScoreRequestTest, BadHistoriesNameTheField) {
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"history": 3, "items": [{}]})", "history must be an array"},
+      {R"({"history": [1], "items": [{}]})", "history[0] must be an object"},
+      {R"({"history": [{"item_id": -1}], "items": [{}]})", "history[0].item_id"},
+      {R"({"history": [{"item_id": 1}, {"play_ms": 4294967296}], "items": [{}]})", "history[1].play_ms"},
+      {R"({"history": [{"action_bits": [1]}], "items": [{}]})", "history[0].action_bits must be a number"},
+      {R"({"history": [{"item": 1}], "items": [{}]})", "unknown field history[0].item"},
+      {R"({"time_ms": "soon", "items": [{}]})", "time_ms"},
+  };
+  for (const auto& [body, expected] : cases) {
+    StatusOr<ScoreRequest> r = ParseScoreRequest(body, 2);
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_NE(r.status().message().find(expected), std::string::npos) << body << " → " << r.status();
+  }
+}
+
 }  // namespace
 }  // namespace freshet::publisher

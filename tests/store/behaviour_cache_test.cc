@@ -175,5 +175,44 @@ TEST_F(BehaviourCacheTest, MergeIntoFamilyWithoutOperatorIsRejectedNotSticky) {
   EXPECT_TRUE((*db)->health().ok());
 }
 
+// A serving replica's view: the learner's cache opened read-only as a secondary
+// sees the learner's appends after TryCatchUpWithPrimary, never writes, and merges
+// through the same operator (trim included).
+TEST_F(BehaviourCacheTest, SecondaryReadsThePrimarysAppendsAfterCatchUp) {
+  const std::string secondary_dir = (dir_ / "secondary").string();
+  EXPECT_FALSE(BehaviourCache::OpenSecondary((dir_ / "db").string(), secondary_dir, 5).ok())
+      << "no primary yet: an error, not a crash";
+  auto primary = Open(5);
+  ASSERT_NE(primary, nullptr);
+  BehaviourCache writer(primary.get(), 5);
+  ASSERT_TRUE(writer.Append(7, Range(100, 3, 1000)).ok());
+
+  auto secondary = BehaviourCache::OpenSecondary((dir_ / "db").string(), secondary_dir, 5);
+  ASSERT_TRUE(secondary.ok()) << secondary.status();
+  BehaviourCache reader(secondary->get(), 5);
+  auto h = reader.MultiRead({7, 8});
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ((*h)[0], Range(100, 3, 1000));
+  EXPECT_TRUE((*h)[1].empty());
+
+  ASSERT_TRUE(writer.Append(7, Range(200, 4, 2000)).ok());  // 7 behaviours: trimmed to 5
+  ASSERT_TRUE(writer.Append(8, Range(300, 1, 3000)).ok());
+  EXPECT_EQ(*reader.Read(7), Range(100, 3, 1000)) << "not caught up yet";
+  ASSERT_TRUE((*secondary)->TryCatchUpWithPrimary().ok());
+  std::vector<Behaviour> expected = Range(102, 1, 1002);
+  for (const Behaviour& b : Range(200, 4, 2000)) expected.push_back(b);
+  EXPECT_EQ(*reader.Read(7), expected);
+  EXPECT_EQ(*reader.Read(8), Range(300, 1, 3000));
+  // After a flush the primary's data lives in SST files; the secondary follows.
+  ASSERT_TRUE(primary->Flush().ok());
+  ASSERT_TRUE(writer.Append(8, Range(301, 1, 3001)).ok());
+  ASSERT_TRUE((*secondary)->TryCatchUpWithPrimary().ok());
+  EXPECT_EQ(reader.Read(8)->size(), 2u);
+
+  const Status write = reader.Append(9, Range(1, 1, 1));
+  EXPECT_EQ(write.code(), StatusCode::kFailedPrecondition) << write;
+  EXPECT_EQ(primary->TryCatchUpWithPrimary().code(), StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace freshet::store
