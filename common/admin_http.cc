@@ -206,7 +206,7 @@ std::string AdminServer::url() const {
 
 HttpResponse AdminServer::RequireToken(const HttpRequest& request) const {
   if (options_.admin_token.empty()) {
-    return HttpResponse::Text(403, "mutating admin calls are disabled: set admin.token in the config\n");
+    return HttpResponse::Text(403, "mutating admin calls are disabled: set admin.token_file in the config (a file holding the token)\n");
   }
   auto it = request.headers.find("authorization");
   if (it == request.headers.end() || it->second != "Bearer " + options_.admin_token) {

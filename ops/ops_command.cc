@@ -5,6 +5,7 @@
 //   freshet ops rollback --to V       push full V to every replica and pin it
 //   freshet ops pin                   stop publishing; replicas stay where they are
 //   freshet ops unpin                 resume: full push of the newest trained model
+//   freshet ops snapshot              cut a FULL snapshot at the learner's next tick
 //
 // Flags: --learner HOST:PORT (default 127.0.0.1:admin.learner_port), --token-file F
 // (default admin.token_file; the mutating calls need it), --json (versions as JSON),
@@ -20,7 +21,7 @@ namespace freshet::ops {
 namespace {
 
 constexpr const char* kOpsUsage =
-    "usage: freshet ops status|versions|rollback --to V|pin|unpin [--learner HOST:PORT] [--token-file F] [--json]\n"
+    "usage: freshet ops status|versions|rollback --to V|pin|unpin|snapshot [--learner HOST:PORT] [--token-file F] [--json]\n"
     "  status flags: --ingest HOST:PORT --learner HOST:PORT --serving HOST:PORT,... --window S\n";
 
 int Fail(const std::string& message, int code = 1) {
@@ -36,7 +37,8 @@ int OpsCommand(const std::vector<std::string>& args) {
     return args.empty() ? 2 : 0;
   }
   const std::string action = args[0];
-  if (action != "versions" && action != "rollback" && action != "pin" && action != "unpin")
+  if (action != "versions" && action != "rollback" && action != "pin" && action != "unpin" &&
+      action != "snapshot")
     return Fail("unknown action '" + action + "'\n" + kOpsUsage, 2);
   auto setup = SetUpCommand("ops", std::vector<std::string>(args.begin() + 1, args.end()),
                             {"learner", "token-file", "to"}, {"json"});

@@ -128,6 +128,13 @@ void Publisher::RegisterAdmin(AdminServer* admin) {
     if (!v.ok()) return Error(v.status());
     return HttpResponse::Json(200, "{\"pinned\":" + std::to_string(*v) + "}");
   });
+  admin->Handle("/v1/snapshot", [this, admin](const HttpRequest& req) {
+    if (req.method != "POST") return HttpResponse::Text(405, "use POST\n");
+    if (HttpResponse denied = admin->RequireToken(req); denied.status != 0) return denied;
+    RequestFull();
+    return HttpResponse::Json(200, "{\"full_requested\":true,\"after_version\":" +
+                                       std::to_string(published_version()) + "}");
+  });
   admin->Handle("/v1/unpin", [this, admin](const HttpRequest& req) {
     if (req.method != "POST") return HttpResponse::Text(405, "use POST\n");
     if (HttpResponse denied = admin->RequireToken(req); denied.status != 0) return denied;

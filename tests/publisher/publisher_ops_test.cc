@@ -91,9 +91,15 @@ TEST(PublisherOpsTest, VersionsRollbackPinAndUnpinThroughTheCli) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("\"version\":3"), std::string::npos) << r.output;
   EXPECT_FALSE(publisher->pinned().has_value());
+  // A full snapshot on demand: cut at the training thread's next tick.
+  r = RunShell(ops + "snapshot --token-file " + token + at);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(loop->Tick().ok());
+  r = RunShell(ops + "versions" + at);
+  EXPECT_NE(r.output.find("\n4        full"), std::string::npos) << r.output;
   r = RunShell(ops + "pin --token-file " + token + at);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(publisher->pinned(), std::optional<uint64_t>(3));
+  EXPECT_EQ(publisher->pinned(), std::optional<uint64_t>(4));
 
   admin.Stop();
   r = RunShell(ops + "versions" + at);
