@@ -239,6 +239,7 @@ Status Validate(const FreshetConfig& c) {
   v.Require(s.num_categories() >= 1, "simulator.num_categories", s.num_categories(), "must be >= 1");
   v.Require(s.latent_dim() >= 1 && s.latent_dim() <= 256, "simulator.latent_dim", s.latent_dim(), "must be in [1, 256]");
   v.Require(s.item_popularity_zipf() >= 0, "simulator.item_popularity_zipf", s.item_popularity_zipf(), "must be >= 0");
+  v.Require(s.user_activity_zipf() >= 0, "simulator.user_activity_zipf", s.user_activity_zipf(), "must be >= 0");
   v.Require(s.base_ctr() > 0 && s.base_ctr() < 1, "simulator.base_ctr", s.base_ctr(), "must be in (0, 1)");
   v.Require(s.early_label_fraction() >= 0 && s.early_label_fraction() <= 1, "simulator.early_label_fraction",
             s.early_label_fraction(), "must be in [0, 1]");

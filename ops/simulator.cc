@@ -68,6 +68,15 @@ TrafficSimulator::TrafficSimulator(const SimulatorConfig& config, int64_t start_
     items_[item_by_rank_[r]].popularity_rank = static_cast<uint32_t>(r + 1);
   }
   for (auto& c : item_cdf_) c /= total;
+  if (config_.user_activity_zipf() > 0) {
+    user_cdf_.resize(users_.size());
+    double users_total = 0;
+    for (size_t r = 0; r < users_.size(); ++r) {
+      users_total += 1.0 / std::pow(static_cast<double>(r + 1), config_.user_activity_zipf());
+      user_cdf_[r] = users_total;
+    }
+    for (auto& c : user_cdf_) c /= users_total;
+  }
   for (const auto& d : config_.label_delays()) delays_[d.kind()] = {std::log(d.median_ms()), d.log_sigma()};
 }
 
@@ -85,6 +94,13 @@ double TrafficSimulator::LogNormalDelayMs(LabelKind kind) {
   auto it = delays_.find(kind);
   if (it == delays_.end()) return 1000.0;
   return std::exp(it->second.first + it->second.second * Normal());
+}
+
+uint32_t TrafficSimulator::SampleUser() {
+  const double u = Uniform();
+  if (user_cdf_.empty()) return static_cast<uint32_t>(u * users_.size());
+  const size_t rank = std::lower_bound(user_cdf_.begin(), user_cdf_.end(), u) - user_cdf_.begin();
+  return static_cast<uint32_t>(std::min(rank, users_.size() - 1));
 }
 
 uint32_t TrafficSimulator::SampleItem() {
@@ -202,7 +218,7 @@ Status TrafficSimulator::AdvanceTo(int64_t now_ms, EventSink* sink) {
     }
 
     // Generate impression next_index_ (deterministic given the seed and the index order).
-    const uint32_t user_index = static_cast<uint32_t>(Uniform() * users_.size());
+    const uint32_t user_index = SampleUser();
     const uint32_t item_index = SampleItem();
     const User& user = users_[user_index];
     const Item& item = items_[item_index];

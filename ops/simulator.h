@@ -76,6 +76,7 @@ class TrafficSimulator {
   double Normal();
   double LogNormalDelayMs(LabelKind kind);
   uint32_t SampleItem();
+  uint32_t SampleUser();
   Impression MakeImpression(uint64_t index, int64_t event_ms, const User& user, uint32_t user_index,
                             const Item& item, uint32_t item_index);
   void ScheduleLabels(const Impression& imp, const User& user, const Item& item);
@@ -87,6 +88,7 @@ class TrafficSimulator {
   std::vector<User> users_;
   std::vector<Item> items_;
   std::vector<double> item_cdf_;  // by popularity rank
+  std::vector<double> user_cdf_;  // by activity rank (= user index); empty: uniform
   std::vector<uint32_t> item_by_rank_;
   std::map<LabelKind, std::pair<double, double>> delays_;  // kind -> (ln median, sigma)
   uint64_t next_index_ = 0;  // next impression to generate

@@ -86,6 +86,42 @@ TEST(SimulatorTest, ImpressionsCarryEverySlot) {
 // Median and log-standard-deviation of the observed delays match the configured
 // log-normal within sampling tolerance (several thousand draws: the median's
 // relative standard error is ~1.25·σ/√n ≈ 1-2%, allow 6%; σ's ≈ 1/√(2n), allow 8%).
+// User activity follows the configured Zipf law, so heavy users build the long
+// histories TWIN needs: the most active user's share of impressions is 1/H(n, s)
+// (H the generalised harmonic number), within 5 standard errors; 0 means uniform.
+TEST(SimulatorTest, UserActivityFollowsItsZipfExponent) {
+  constexpr int kImpressions = 20'000;
+  for (double s : {1.0, 0.0}) {
+    SimulatorConfig config = SmallConfig(11, kImpressions);
+    config.set_user_activity_zipf(s);
+    RecordingSink sink;
+    TrafficSimulator sim(config, kStart);
+    ASSERT_TRUE(sim.AdvanceTo(kStart + 3'600'000, &sink).ok());
+    std::map<uint64_t, int> per_user;
+    int impressions = 0;
+    for (const std::string& e : sink.stream) {
+      if (e[0] != 'I') continue;
+      Impression imp;
+      ASSERT_TRUE(imp.ParseFromString(e.substr(1)));
+      ++per_user[imp.user_id()];
+      ++impressions;
+    }
+    ASSERT_EQ(impressions, kImpressions);
+    int top = 0;
+    for (const auto& [user, n] : per_user) top = std::max(top, n);
+    double harmonic = 0;
+    for (int r = 1; r <= config.num_users(); ++r) harmonic += 1.0 / std::pow(r, s);
+    const double expected = 1.0 / harmonic;
+    const double share = static_cast<double>(top) / impressions;
+    if (s > 0) {
+      EXPECT_NEAR(share, expected, 5 * std::sqrt(expected * (1 - expected) / impressions)) << "s=" << s;
+    } else {
+      EXPECT_LT(share, 10 * expected) << "uniform: no user stands out (expected share " << expected << ")";
+      EXPECT_GT(per_user.size(), config.num_users() * 0.99);
+    }
+  }
+}
+
 TEST(SimulatorTest, LabelDelaysFollowConfiguredDistributions) {
   SimulatorConfig config = SmallConfig(7, 60'000);
   RecordingSink sink;
