@@ -8,20 +8,14 @@
 #include "common/logging.h"
 #include "learner/cpu/serialize.h"
 #include "store/kv_store.h"
+#include "store/versioned_blobs.h"
 
 namespace freshet::learner {
 namespace {
 
-constexpr size_t kChunkBytes = 4 << 20;
 constexpr uint64_t kInfoMagic = 0x314F464E494B4346ull;  // "FCKINFO1"
 
-std::string Pad(uint64_t v, int width) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%0*llu", width, static_cast<unsigned long long>(v));
-  return buf;
-}
-std::string VKey(char kind, uint64_t v) { return std::string(1, kind) + "/" + Pad(v, 20); }
-std::string ChunkKey(uint64_t v, uint64_t chunk) { return VKey('s', v) + "/" + Pad(chunk, 8); }
+using store::VersionKey;
 
 std::array<uint32_t, 256> MakeCrcTable() {
   std::array<uint32_t, 256> t{};
@@ -58,13 +52,9 @@ StatusOr<uint64_t> CheckpointStore::Write(CheckpointData data) {
   ASSIGN_OR_RETURN(std::vector<uint64_t> versions, Versions());
   const uint64_t version = std::max<uint64_t>(versions.empty() ? 1 : versions.back() + 1, data.manifest.version());
   data.manifest.set_version(version);
-  const uint64_t chunks = (data.state.size() + kChunkBytes - 1) / kChunkBytes;
-
   store::WriteBatch batch;
-  for (uint64_t c = 0; c < chunks; ++c) {
-    batch.Put(kFamily, ChunkKey(version, c), std::string_view(data.state).substr(c * kChunkBytes, kChunkBytes));
-  }
-  batch.Put(kFamily, VKey('d', version), data.dedup);
+  const uint64_t chunks = store::PutChunks(&batch, kFamily, 's', version, data.state);
+  batch.Put(kFamily, VersionKey('d', version), data.dedup);
   cpu::ByteWriter info;
   info.Put(kInfoMagic);
   info.Put<uint64_t>(chunks);
@@ -72,15 +62,15 @@ StatusOr<uint64_t> CheckpointStore::Write(CheckpointData data) {
   info.Put<uint32_t>(Crc32c(data.state.data(), data.state.size()));
   info.Put<uint32_t>(Crc32c(data.dedup.data(), data.dedup.size()));
   info.PutString(data.loop);
-  batch.Put(kFamily, VKey('x', version), info.str());
+  batch.Put(kFamily, VersionKey('x', version), info.str());
   std::string manifest;
   if (!data.manifest.SerializeToString(&manifest)) return InternalError("cannot serialize the checkpoint manifest");
-  batch.Put(kFamily, VKey('m', version), manifest);
+  batch.Put(kFamily, VersionKey('m', version), manifest);
   // Retention: keep the newest `retained_` versions including this one.
   if (versions.size() + 1 > static_cast<size_t>(retained_)) {
     const size_t first_kept = versions.size() + 1 - retained_;
     const uint64_t keep_from = first_kept < versions.size() ? versions[first_kept] : version;
-    for (char kind : {'s', 'd', 'x', 'm'}) batch.DeleteRange(kFamily, VKey(kind, 0), VKey(kind, keep_from));
+    for (char kind : {'s', 'd', 'x', 'm'}) batch.DeleteRange(kFamily, VersionKey(kind, 0), VersionKey(kind, keep_from));
   }
   RETURN_IF_ERROR(store_->Write(batch));
   return version;
@@ -88,9 +78,9 @@ StatusOr<uint64_t> CheckpointStore::Write(CheckpointData data) {
 
 StatusOr<CheckpointData> CheckpointStore::Read(uint64_t version) const {
   CheckpointData out;
-  ASSIGN_OR_RETURN(std::optional<std::string> manifest, store_->Get(kFamily, VKey('m', version)));
+  ASSIGN_OR_RETURN(std::optional<std::string> manifest, store_->Get(kFamily, VersionKey('m', version)));
   if (!manifest || !out.manifest.ParseFromString(*manifest)) return DataLossError("manifest unreadable");
-  ASSIGN_OR_RETURN(std::optional<std::string> info, store_->Get(kFamily, VKey('x', version)));
+  ASSIGN_OR_RETURN(std::optional<std::string> info, store_->Get(kFamily, VersionKey('x', version)));
   if (!info) return DataLossError("checkpoint info missing");
   cpu::ByteReader r(*info);
   uint64_t magic = 0, chunks = 0, bytes = 0;
@@ -102,15 +92,10 @@ StatusOr<CheckpointData> CheckpointStore::Read(uint64_t version) const {
   RETURN_IF_ERROR(r.Get(&state_crc));
   RETURN_IF_ERROR(r.Get(&dedup_crc));
   RETURN_IF_ERROR(r.GetString(&out.loop));
-  out.state.reserve(bytes);
-  for (uint64_t c = 0; c < chunks; ++c) {
-    ASSIGN_OR_RETURN(std::optional<std::string> chunk, store_->Get(kFamily, ChunkKey(version, c)));
-    if (!chunk) return DataLossError("state chunk " + std::to_string(c) + " missing");
-    out.state += *chunk;
-  }
+  ASSIGN_OR_RETURN(out.state, store::GetChunks(*store_, kFamily, 's', version, chunks));
   if (out.state.size() != bytes || Crc32c(out.state.data(), out.state.size()) != state_crc)
     return DataLossError("state bytes do not match their CRC32C");
-  ASSIGN_OR_RETURN(std::optional<std::string> dedup, store_->Get(kFamily, VKey('d', version)));
+  ASSIGN_OR_RETURN(std::optional<std::string> dedup, store_->Get(kFamily, VersionKey('d', version)));
   if (!dedup || Crc32c(dedup->data(), dedup->size()) != dedup_crc) return DataLossError("dedup bytes do not match their CRC32C");
   out.dedup = std::move(*dedup);
   return out;

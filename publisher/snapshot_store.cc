@@ -10,21 +10,15 @@
 #include "learner/checkpoint_store.h"
 #include "learner/cpu/serialize.h"
 #include "store/kv_store.h"
+#include "store/versioned_blobs.h"
 
 namespace freshet::publisher {
 namespace {
 
-constexpr size_t kChunkBytes = 4 << 20;
 constexpr uint64_t kInfoMagic = 0x3150414E53524646ull;  // "FFRSNAP1"
 constexpr const char* kPinKey = "z/pin";
 
-std::string Pad(uint64_t v, int width) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%0*llu", width, static_cast<unsigned long long>(v));
-  return buf;
-}
-std::string VKey(char kind, uint64_t v) { return std::string(1, kind) + "/" + Pad(v, 20); }
-std::string ChunkKey(uint64_t v, uint64_t chunk) { return VKey('p', v) + "/" + Pad(chunk, 8); }
+using store::VersionKey;
 std::string Where(uint64_t v) { return "snapshot v" + std::to_string(v); }
 
 // One slot's rows while materializing: insertion-ordered values with an id index.
@@ -196,20 +190,18 @@ Status SnapshotStore::Write(const ModelUpdate& update, const std::string& payloa
   if (version <= newest)
     return InvalidArgumentError(Where(version) + ": versions must increase (newest stored is v" +
                                 std::to_string(newest) + ")");
-  const uint64_t chunks = (payload.size() + kChunkBytes - 1) / kChunkBytes;
   store::WriteBatch batch;
-  for (uint64_t c = 0; c < chunks; ++c)
-    batch.Put(kFamily, ChunkKey(version, c), std::string_view(payload).substr(c * kChunkBytes, kChunkBytes));
+  const uint64_t chunks = store::PutChunks(&batch, kFamily, 'p', version, payload);
   cpu::ByteWriter info;
   info.Put(kInfoMagic);
   info.Put<uint64_t>(chunks);
   info.Put<uint64_t>(payload.size());
   info.Put<uint32_t>(learner::Crc32c(payload.data(), payload.size()));
-  batch.Put(kFamily, VKey('x', version), info.str());
-  batch.Put(kFamily, VKey('m', version), manifest);
+  batch.Put(kFamily, VersionKey('x', version), info.str());
+  batch.Put(kFamily, VersionKey('m', version), manifest);
   const uint64_t cut = RetentionCut(version, m.kind());
   if (cut > 0)
-    for (char kind : {'p', 'x', 'm'}) batch.DeleteRange(kFamily, VKey(kind, 0), VKey(kind, cut));
+    for (char kind : {'p', 'x', 'm'}) batch.DeleteRange(kFamily, VersionKey(kind, 0), VersionKey(kind, cut));
   RETURN_IF_ERROR(store_->Write(batch));
   kinds_[version] = m.kind();
   if (cut > 0) kinds_.erase(kinds_.begin(), kinds_.lower_bound(cut));
@@ -235,7 +227,7 @@ StatusOr<std::vector<ModelManifest>> SnapshotStore::List() const {
 }
 
 StatusOr<ModelManifest> SnapshotStore::Manifest(uint64_t version) const {
-  ASSIGN_OR_RETURN(std::optional<std::string> bytes, store_->Get(kFamily, VKey('m', version)));
+  ASSIGN_OR_RETURN(std::optional<std::string> bytes, store_->Get(kFamily, VersionKey('m', version)));
   if (!bytes) return NotFoundError(Where(version) + " is not in the snapshot store (see `freshet ops versions`)");
   ModelManifest m;
   if (!m.ParseFromString(*bytes)) return DataLossError(Where(version) + ": manifest unreadable");
@@ -245,8 +237,8 @@ StatusOr<ModelManifest> SnapshotStore::Manifest(uint64_t version) const {
 }
 
 StatusOr<ModelUpdate> SnapshotStore::Read(uint64_t version) const {
-  ASSIGN_OR_RETURN(std::optional<std::string> info, store_->Get(kFamily, VKey('x', version)));
-  ASSIGN_OR_RETURN(std::optional<std::string> manifest, store_->Get(kFamily, VKey('m', version)));
+  ASSIGN_OR_RETURN(std::optional<std::string> info, store_->Get(kFamily, VersionKey('x', version)));
+  ASSIGN_OR_RETURN(std::optional<std::string> manifest, store_->Get(kFamily, VersionKey('m', version)));
   if (!manifest) return NotFoundError(Where(version) + " is not in the snapshot store (see `freshet ops versions`)");
   if (!info) return DataLossError(Where(version) + ": payload info missing");
   cpu::ByteReader r(*info);
@@ -257,13 +249,9 @@ StatusOr<ModelUpdate> SnapshotStore::Read(uint64_t version) const {
   RETURN_IF_ERROR(r.Get(&chunks));
   RETURN_IF_ERROR(r.Get(&bytes));
   RETURN_IF_ERROR(r.Get(&crc));
-  std::string payload;
-  payload.reserve(bytes);
-  for (uint64_t c = 0; c < chunks; ++c) {
-    ASSIGN_OR_RETURN(std::optional<std::string> chunk, store_->Get(kFamily, ChunkKey(version, c)));
-    if (!chunk) return DataLossError(Where(version) + ": payload chunk " + std::to_string(c) + " missing");
-    payload += *chunk;
-  }
+  StatusOr<std::string> read = store::GetChunks(*store_, kFamily, 'p', version, chunks);
+  if (!read.ok()) return read.status().Annotate(Where(version) + " payload");
+  const std::string payload = std::move(read).value();
   if (payload.size() != bytes || learner::Crc32c(payload.data(), payload.size()) != crc)
     return DataLossError(Where(version) + ": payload does not match its CRC32C");
   ModelUpdate out;
