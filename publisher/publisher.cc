@@ -189,8 +189,11 @@ Status Publisher::CutLocked(bool full, Cut* cut) {
   const uint64_t base = published_version();
   full = full || full_next_cut_ || !cut_this_run_ || pending.overflowed || base == 0 ||
          versions_since_full_ + 1 >= options_.config.full_every_versions();
-
   const learner::TrainingLoop::TrainedStamp stamp = loop_->trained_stamp();
+  // No step, no touched or evicted row since the last version: the model is the one
+  // replicas already have, so there is nothing to cut (cut->version stays 0).
+  if (!full && stamp.steps == cut_at_step_ && pending.rows.empty() && pending.evicted.empty()) return Status::Ok();
+
   const learner::LearnerProgress progress = loop_->Progress();
   const int64_t now = clock_->NowMs();
   ModelManifest m;
@@ -249,6 +252,7 @@ Status Publisher::CutLocked(bool full, Cut* cut) {
   versions_since_full_ = full ? 0 : versions_since_full_ + 1;
   if (full) full_next_cut_ = false;
   cut_this_run_ = true;
+  cut_at_step_ = stamp.steps;
   cut->version = m.version();
   const char* kind = full ? "full" : "delta";
   if (full) push_->Publish({.version = cut->version, .full = payload});

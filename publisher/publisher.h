@@ -5,7 +5,8 @@
 //   after each step ─► DeltaTracker::RecordBatch (rows touched)
 //   each Tick, every publisher.publish_interval_ms (or on demand):
 //     FULL (first cut of a run, every full_every_versions, delta bound hit, unpin)
-//       or DELTA (touched rows, evicted keys, dense tensors that changed)
+//       or DELTA (touched rows, evicted keys, dense tensors that changed);
+//       nothing when no step ran and no row changed since the last version
 //     ─► validation gate: any non-finite value, or a gate_floors task whose
 //        prequential AUC is below its floor ─► NOT published:
 //          freshet_publisher_blocked_total{reason}++, freshet_publisher_gate_alert = 1,
@@ -134,6 +135,7 @@ class Publisher {
   int64_t admitted_at_last_cut_ = 0;        // training thread
   int versions_since_full_ = 0;             // training thread
   bool cut_this_run_ = false;               // training thread
+  int64_t cut_at_step_ = -1;                // train step of the newest cut; training thread
   bool full_next_cut_ = false;              // training thread: a requested FULL is still owed
   RateLimiter warn_limiter_{5000};
 

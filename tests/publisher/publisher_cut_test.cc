@@ -148,6 +148,25 @@ TEST(PublisherCutTest, TickCutsOnTheIntervalAndAFullEveryNVersions) {
                                             UPDATE_DELTA, UPDATE_FULL}));
 }
 
+TEST(PublisherCutTest, AnIdleLearnerCutsNoEmptyVersions) {
+  TempDir dir("pub_idle");
+  auto db = OpenDb(dir);
+  PublisherConfig config;
+  config.set_publish_interval_ms(1000);
+  Rig rig(db.get(), config);
+  rig.Train(0, 8);
+  EXPECT_EQ(rig.Cut().version, 1u);
+  for (int i = 0; i < 3; ++i) {  // intervals pass with nothing trained
+    rig.clock.AdvanceMs(1000);
+    ASSERT_TRUE(rig.loop->Tick().ok());
+  }
+  EXPECT_EQ(rig.Cut().version, 0u) << "nothing changed since v1";
+  EXPECT_EQ(rig.publisher->published_version(), 1u);
+  rig.Train(8, 8);
+  EXPECT_EQ(rig.Cut().version, 2u);
+  EXPECT_EQ(rig.Cut(/*full=*/true).version, 3u) << "a requested FULL is cut even when nothing changed";
+}
+
 TEST(PublisherCutTest, PastTheDeltaBoundTheVersionIsCutFullAndCounted) {
   TempDir dir("pub_bound");
   auto db = OpenDb(dir);
