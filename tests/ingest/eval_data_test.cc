@@ -9,6 +9,7 @@
 #include "ingest/census_data.h"
 #include "ingest/kuairand_data.h"
 #include "ingest/synthetic_mtl.h"
+#include "tests/util/shared_data.h"
 
 namespace freshet::ingest {
 namespace {
@@ -80,9 +81,10 @@ TEST(SyntheticMtlTest, SameSeedSameDataAndLayout) {
 }
 
 const std::string kCensusFixture =
-    FRESHET_SOURCE_DIR "/../shared/data/census-income-kdd/census-income.data.first1891rows.gz";
+    freshet::testing::SharedDataPath("census-income-kdd/census-income.data.first1891rows.gz");
 
 TEST(CensusDataTest, ParsesTheFixtureIntoTwoTasksWithoutTheLabelColumns) {
+  SKIP_WITHOUT_DATA(kCensusFixture);
   CensusOptions o;
   o.path = kCensusFixture;
   o.group = 2;
@@ -114,6 +116,7 @@ TEST(CensusDataTest, MissingFileAndBadOptionsAreClearErrors) {
   CensusOptions o;
   o.path = "/nonexistent/census.gz";
   EXPECT_EQ(LoadCensus(o).status().code(), StatusCode::kNotFound);
+  SKIP_WITHOUT_DATA(kCensusFixture);
   o.path = kCensusFixture;
   o.group = 3;
   EXPECT_EQ(LoadCensus(o).status().code(), StatusCode::kInvalidArgument);
@@ -135,7 +138,8 @@ TEST(KuaiRandDataTest, LabelsFollowTheTaskRulesAndTheSplitIsByTime) {
   play->add_label_kinds(LABEL_PLAY_TIME);
   play->set_value_scale(1.0f / 60000);
   KuaiRandDataOptions o;
-  o.log_path = FRESHET_SOURCE_DIR "/../shared/data/kuairand-pure/log_standard_4_25_to_4_30_pure.csv.gz";
+  o.log_path = freshet::testing::SharedDataPath("kuairand-pure/log_standard_4_25_to_4_30_pure.csv.gz");
+  SKIP_WITHOUT_DATA(o.log_path);
   o.keep_user_modulo = 20;
   auto d = LoadKuaiRand(o, config);
   ASSERT_TRUE(d.ok()) << d.status();

@@ -2,6 +2,7 @@
 // sums in event-time order; a tiny hand-written log checks quoting, tags, ordering,
 // malformed rows and sink retries.
 #include "ingest/kuairand_replay.h"
+#include "tests/util/shared_data.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -67,9 +68,9 @@ bool HasSlot(const Impression& imp, uint32_t slot) {
 }
 
 TEST(KuaiRandReplayTest, RealLogReplaysEveryRowAndLabelInOrder) {
-  const std::string dir = FRESHET_SOURCE_DIR "/../shared/data/kuairand-pure";
+  const std::string dir = freshet::testing::SharedDataPath("kuairand-pure");
   const std::string log = dir + "/log_standard_4_25_to_4_30_pure.csv.gz";
-  if (!std::filesystem::exists(log)) GTEST_SKIP() << "KuaiRand-Pure data not found at " << dir;
+  SKIP_WITHOUT_DATA(log);
 
   // Independent count: the log has no quoted fields, so a plain split is exact.
   gzFile f = gzopen(log.c_str(), "rb");
@@ -163,7 +164,7 @@ TEST(KuaiRandReplayTest, SplitsQuotedFields) {
 }
 
 TEST(KuaiRandReplayTest, TinyLogQuotingTagsOrderMalformedAndRetry) {
-  const std::string dir = testing::TempDir() + "/kuairand_tiny";
+  const std::string dir = ::testing::TempDir() + "/kuairand_tiny";
   std::filesystem::create_directories(dir);
   const std::string head =
       "user_id,video_id,date,hourmin,time_ms,is_click,is_like,is_follow,is_comment,is_forward,is_hate,long_view,"

@@ -8,14 +8,16 @@
 #include <sstream>
 
 #include "tests/util/subprocess.h"
+#include "tests/util/shared_data.h"
 
 namespace freshet::ops {
 namespace {
 
 const std::string kFixture =
-    FRESHET_SOURCE_DIR "/../shared/data/census-income-kdd/census-income.data.first1891rows.gz";
+    freshet::testing::SharedDataPath("census-income-kdd/census-income.data.first1891rows.gz");
 
 TEST(EvalCommandTest, CensusFixtureTableAndJson) {
+  SKIP_WITHOUT_DATA(kFixture);
   const std::string json = (std::filesystem::temp_directory_path() / ("freshet_eval_" + std::to_string(getpid()) + ".json")).string();
   const auto r = testing::RunShell(std::string(FRESHET_BINARY_PATH) + " eval --data census --data-path " + kFixture +
                                    " --family mmoe,omoe --seeds 2 --passes 2 --json " + json + " 2>/dev/null");

@@ -18,12 +18,13 @@
 #include "ops/config.h"
 #include "schemas/sample.pb.h"
 #include "tests/util/subprocess.h"
+#include "tests/util/shared_data.h"
 
 namespace freshet::ops {
 namespace {
 
 constexpr int kRows = 3000;
-const std::string kData = FRESHET_SOURCE_DIR "/../shared/data/kuairand-pure";
+const std::string kData = freshet::testing::SharedDataPath("kuairand-pure");
 
 // The log's first `rows` rows (plus header) as a gz file beside links to the feature
 // files the replay reads from the same folder. Returns the clicks in them whose label
@@ -42,7 +43,7 @@ int WriteLogHead(const std::filesystem::path& dir, int rows, int64_t click_windo
 }
 
 TEST(ReplayProcessTest, EndOfLogClosesEveryWindow) {
-  if (!std::filesystem::exists(kData)) GTEST_SKIP() << "KuaiRand data not found at " << kData;
+  SKIP_WITHOUT_DATA(kData);
   const std::string bin = FRESHET_BINARY_PATH;
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("freshet_replay_test_" + std::to_string(getpid()));
