@@ -11,10 +11,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "common/status.h"
+#include "ingest/event_sink.h"
 #include "schemas/config.pb.h"
 #include "schemas/model_config.pb.h"
 #include "schemas/sample.pb.h"
@@ -33,6 +37,44 @@ struct EvalData {
   // time split); false: the rows have no time, the split is a seeded random one.
   bool time_ordered = false;
   std::string description;        // what was read and how it was split, one line
+};
+
+class TaskRules;
+
+// Collects a replayed or simulated event stream (an EventSink) into one Sample per
+// impression (ids, time, features) plus the labels that refer to it, then labels the
+// samples with the joiner's window-closed rule: binary tasks are observed on every
+// sample, regression tasks once a label arrives; a task's mask also needs its
+// requires_positive task to be positive. With honour_windows, a label counts for a
+// task only when it arrives within that task's window_ms of the impression, as the
+// `wait` policy sees it; without, every label counts (logs whose labels have no delay).
+//
+//   EvalCollector c;                       // or EvalCollector(keep) to filter impressions
+//   replay->AdvanceTo(end, &c);
+//   std::vector<Sample> s = c.TakeLabelled(rules, /*honour_windows=*/false);
+//
+// Thread-safety: none; one producer thread.
+class EvalCollector : public EventSink {
+ public:
+  // Impressions for which keep returns false are dropped, and later their labels.
+  explicit EvalCollector(std::function<bool(const Impression&)> keep = {}) : keep_(std::move(keep)) {}
+  Status OnImpression(const Impression& imp) override;
+  Status OnLabel(const Label& label) override;
+  size_t size() const { return samples_.size(); }
+  // The samples in impression order, labelled and stamped with rules' layout and
+  // ORIGIN_WINDOW_CLOSED; the collector is empty afterwards.
+  std::vector<Sample> TakeLabelled(const TaskRules& rules, bool honour_windows);
+
+ private:
+  struct Observed {
+    LabelKind kind;
+    float value;
+    int64_t delay_ms;  // label time minus impression time
+  };
+  std::function<bool(const Impression&)> keep_;
+  std::vector<Sample> samples_;
+  std::vector<std::vector<Observed>> labels_;
+  std::unordered_map<std::string, size_t> index_;
 };
 
 // FNV-1a 64 of `text`, never 0 (Freshet ids are non-zero): ids of categorical values.

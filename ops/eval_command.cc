@@ -20,12 +20,13 @@
 #include "ops/commands.h"
 #include "ops/config.h"
 #include "ops/eval_report.h"
+#include "ops/simulator_data.h"
 
 namespace freshet::ops {
 namespace {
 
 constexpr const char* kEvalUsage =
-    "usage: freshet eval --data synthetic|census|kuairand [flags]\n"
+    "usage: freshet eval --data synthetic|census|kuairand|simulator [flags]\n"
     "  --mode offline|prequential   offline (default): --passes over the train part, then\n"
     "                               the test part; prequential: one pass, test-then-train\n"
     "  --model-config FILE          FreshetConfig text (its learner section); default built-in\n"
@@ -40,7 +41,10 @@ constexpr const char* kEvalUsage =
     "  synthetic: --correlation P --rows N --test-rows N --input-dim D\n"
     "  census:    --census-group 1|2 --split-seed S (80/20 split of part-a)\n"
     "  kuairand:  --users-modulo K (keep users with id % K == 0)\n"
-    "             --twin off|on|both  TWIN long-term behaviour module over the video slot\n"
+    "  simulator: --rows N --test-rows N  the traffic `freshet run` simulates with the\n"
+    "             config's simulator section (time split; labels as the wait policy sees them)\n"
+    "  kuairand, simulator:\n"
+    "             --twin off|on|both  TWIN long-term behaviour module over the item slot\n"
     "                               (histories from the log in time order; default off, or\n"
     "                               on when the config file enables learner.model.twin)\n";
 
@@ -105,6 +109,7 @@ struct DataChoice {
   ingest::SyntheticMtlOptions synthetic;
   ingest::CensusOptions census;
   ingest::KuaiRandDataOptions kuairand;
+  SimulatedDataOptions simulator;
 };
 
 StatusOr<ingest::EvalData> LoadData(const DataChoice& d, const FreshetConfig& config, uint64_t seed) {
@@ -118,6 +123,7 @@ StatusOr<ingest::EvalData> LoadData(const DataChoice& d, const FreshetConfig& co
     o.path = d.path.empty() ? std::string(kDataDir) + "/census-income-kdd/census-income.part-a.gz" : d.path;
     return ingest::LoadCensus(o);
   }
+  if (d.kind == "simulator") return SimulatedEvalData(config, d.simulator);
   ingest::KuaiRandDataOptions o = d.kuairand;
   o.log_path = d.path.empty() ? std::string(kDataDir) + "/kuairand-pure/log_standard_4_25_to_4_30_pure.csv.gz" : d.path;
   return ingest::LoadKuaiRand(o, config);
@@ -146,8 +152,9 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
   DataChoice data;
   data.kind = f.Get("data");
   data.path = f.Get("data-path");
-  if (data.kind != "synthetic" && data.kind != "census" && data.kind != "kuairand")
-    return std::fprintf(stderr, "freshet eval: --data must be synthetic, census or kuairand\n%s", kEvalUsage), 2;
+  if (data.kind != "synthetic" && data.kind != "census" && data.kind != "kuairand" && data.kind != "simulator")
+    return std::fprintf(stderr, "freshet eval: --data must be synthetic, census, kuairand or simulator\n%s", kEvalUsage),
+           2;
   const std::string mode = f.Get("mode", "offline");
   if (mode != "offline" && mode != "prequential")
     return std::fprintf(stderr, "freshet eval: --mode must be offline or prequential\n"), 2;
@@ -173,6 +180,8 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
   data.census.group = static_cast<int>(*group);
   data.census.seed = static_cast<uint64_t>(*split_seed);
   data.kuairand.keep_user_modulo = static_cast<int>(*modulo);
+  data.simulator.train_rows = *rows;
+  data.simulator.test_rows = *test_rows;
 
   std::vector<std::string> variants = SplitList(f.Get("family"));
   if (variants.empty()) variants.push_back("");  // the config's own family
@@ -189,8 +198,8 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
     if (twin == "on" || twin == "both") twin_runs.push_back(true);
     if (twin_runs.empty())
       return std::fprintf(stderr, "freshet eval: --twin must be off, on or both\n%s", kEvalUsage), 2;
-    if (twin != "off" && data.kind != "kuairand")
-      return std::fprintf(stderr, "freshet eval: --twin needs --data kuairand (a data set with item ids and "
+    if (twin != "off" && data.kind != "kuairand" && data.kind != "simulator")
+      return std::fprintf(stderr, "freshet eval: --twin needs --data kuairand or simulator (a data set with item ids and "
                                   "event times)\n%s", kEvalUsage), 2;
   }
   for (const std::string& v : variants) {
@@ -234,7 +243,7 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
     if (!config_names_slots) {
       *m->mutable_sparse_slots() = loaded->input.sparse_slots();
       *m->mutable_dense_slots() = loaded->input.dense_slots();
-      m->mutable_twin()->set_item_slot(1);  // KuaiRand's video slot (ingest/kuairand_replay.h)
+      m->mutable_twin()->set_item_slot(1);  // KuaiRand's video slot (kuairand_replay.h); the simulator's item
     }
     m->mutable_twin()->set_enabled(twin_on);
     const auto start = std::chrono::steady_clock::now();

@@ -1,12 +1,15 @@
 // The data-set readers of `freshet eval`: the synthetic generator's label correlation
 // follows the configured task correlation; census rows parse into the two tasks with
 // the label columns kept out of the inputs; KuaiRand samples carry the task rules'
-// labels and sample spaces and are split by time.
+// labels and sample spaces and are split by time; EvalCollector labels an event stream
+// with the window-closed rule.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "ingest/census_data.h"
+#include "ingest/eval_data.h"
+#include "ingest/task_rules.h"
 #include "ingest/kuairand_data.h"
 #include "ingest/synthetic_mtl.h"
 #include "tests/util/shared_data.h"
@@ -163,6 +166,91 @@ TEST(KuaiRandDataTest, LabelsFollowTheTaskRulesAndTheSplitIsByTime) {
   EXPECT_LT(likes, clicks);
   EXPECT_EQ(d->input.sparse_slots_size(), 34);
   EXPECT_EQ(d->input.dense_slots_size(), 5);
+}
+
+}  // namespace
+}  // namespace freshet::ingest
+
+namespace freshet::ingest {
+namespace {
+
+Impression Imp(const std::string& id, uint64_t user, int64_t t) {
+  Impression i;
+  i.set_request_id(id);
+  i.set_user_id(user);
+  i.set_item_id(7);
+  i.set_event_time_ms(t);
+  return i;
+}
+
+Label Lab(const std::string& id, LabelKind kind, float value, int64_t t) {
+  Label l;
+  l.set_request_id(id);
+  l.set_kind(kind);
+  l.set_value(value);
+  l.set_event_time_ms(t);
+  return l;
+}
+
+// click (window 10 s), like in click's space (window 60 s), play_time regression.
+FreshetConfig ThreeTasks() {
+  FreshetConfig c;
+  auto add = [&c](const char* name, LabelKind kind, int64_t window) {
+    TaskConfig* t = c.add_tasks();
+    t->set_name(name);
+    t->add_label_kinds(kind);
+    t->set_window_ms(window);
+    return t;
+  };
+  add("click", LABEL_CLICK, 10000);
+  add("like", LABEL_LIKE, 60000)->set_requires_positive("click");
+  TaskConfig* play = add("play_time", LABEL_PLAY_TIME, 30000);
+  play->set_type(TASK_REGRESSION);
+  play->set_value_scale(0.001f);
+  return c;
+}
+
+TEST(EvalCollectorTest, LabelsMasksWindowsAndFilter) {
+  auto rules = TaskRules::Create(ThreeTasks());
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  EvalCollector c([](const Impression& i) { return i.user_id() != 99; });
+  ASSERT_TRUE(c.OnImpression(Imp("a", 1, 1000)).ok());
+  ASSERT_TRUE(c.OnImpression(Imp("dropped", 99, 1000)).ok());
+  ASSERT_TRUE(c.OnImpression(Imp("b", 2, 2000)).ok());
+  ASSERT_TRUE(c.OnLabel(Lab("a", LABEL_CLICK, 1, 3000)).ok());         // 2 s: in click's window
+  ASSERT_TRUE(c.OnLabel(Lab("a", LABEL_LIKE, 1, 41000)).ok());         // 40 s: in like's window
+  ASSERT_TRUE(c.OnLabel(Lab("a", LABEL_PLAY_TIME, 5000, 9000)).ok());  // regression: 5000 * 0.001
+  ASSERT_TRUE(c.OnLabel(Lab("b", LABEL_CLICK, 1, 14000)).ok());        // 12 s: past click's 10 s window
+  ASSERT_TRUE(c.OnLabel(Lab("dropped", LABEL_CLICK, 1, 1500)).ok());
+  ASSERT_TRUE(c.OnLabel(Lab("unknown", LABEL_CLICK, 1, 1500)).ok());
+  EXPECT_EQ(c.size(), 2u);
+
+  std::vector<Sample> windowed = c.TakeLabelled(*rules, /*honour_windows=*/true);
+  ASSERT_EQ(windowed.size(), 2u);
+  EXPECT_EQ(c.size(), 0u);
+  const Sample& a = windowed[0];
+  EXPECT_EQ(a.request_id(), "a");
+  EXPECT_EQ(a.task_layout(), rules->layout());
+  EXPECT_EQ(a.origin(), ORIGIN_WINDOW_CLOSED);
+  ASSERT_EQ(a.label_size(), 3);
+  EXPECT_EQ(a.label(0), 1.0f);
+  EXPECT_TRUE(a.mask(1));  // click positive opens like's space
+  EXPECT_EQ(a.label(1), 1.0f);
+  EXPECT_TRUE(a.mask(2));
+  EXPECT_FLOAT_EQ(a.label(2), 5.0f);
+  const Sample& b = windowed[1];
+  EXPECT_EQ(b.label(0), 0.0f) << "the click came after the window closed";
+  EXPECT_FALSE(b.mask(1)) << "no click in the window: like is outside the sample space";
+  EXPECT_FALSE(b.mask(2)) << "no play time observed";
+
+  // Without windows (logs whose labels carry no delay) b's late click counts.
+  EvalCollector all;
+  ASSERT_TRUE(all.OnImpression(Imp("b", 2, 2000)).ok());
+  ASSERT_TRUE(all.OnLabel(Lab("b", LABEL_CLICK, 1, 14000)).ok());
+  std::vector<Sample> unwindowed = all.TakeLabelled(*rules, /*honour_windows=*/false);
+  ASSERT_EQ(unwindowed.size(), 1u);
+  EXPECT_EQ(unwindowed[0].label(0), 1.0f);
+  EXPECT_TRUE(unwindowed[0].mask(1));
 }
 
 }  // namespace
