@@ -43,6 +43,24 @@ TEST(ConfigTest, FileValuesOverrideDefaults) {
   EXPECT_TRUE(Validate(*c).ok());
 }
 
+// The simulator layout gets online learning rates (ops/config.cc DefaultOnlineRates);
+// a rate the file sets, or a config with its own slots, keeps the proto defaults.
+TEST(ConfigTest, SimulatorLayoutGetsOnlineRatesUnlessSet) {
+  FreshetConfig d = DefaultConfig();
+  EXPECT_FLOAT_EQ(d.learner().dense_optimizer().learning_rate(), 0.01f);
+  EXPECT_FLOAT_EQ(d.learner().sparse_optimizer().learning_rate(), 0.3f);
+  auto set = ParseConfigText("learner { dense_optimizer { learning_rate: 0.002 } }");
+  ASSERT_TRUE(set.ok());
+  ApplyDefaults(&*set);
+  EXPECT_FLOAT_EQ(set->learner().dense_optimizer().learning_rate(), 0.002f);
+  EXPECT_FLOAT_EQ(set->learner().sparse_optimizer().learning_rate(), 0.3f);
+  auto own = ParseConfigText("learner { model { dense_slots { slot: 0 } } }");
+  ASSERT_TRUE(own.ok());
+  ApplyDefaults(&*own);
+  EXPECT_FLOAT_EQ(own->learner().dense_optimizer().learning_rate(), 1e-3f);
+  EXPECT_FLOAT_EQ(own->learner().sparse_optimizer().learning_rate(), 0.05f);
+}
+
 struct BadCase {
   const char* text;
   const char* expect;  // substring of the error: field path and value
