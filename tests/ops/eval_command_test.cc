@@ -1,6 +1,6 @@
 // `freshet eval` as a process on the census fixture: the table names every task and
-// variant, --json holds one run per seed with both tasks' metrics, and bad flags are
-// usage errors (exit 2) that say what is wrong.
+// variant, --json holds one run per seed with both tasks' metrics; on the simulator
+// with TWIN off and on; and bad flags are usage errors (exit 2) that say what is wrong.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -35,10 +35,21 @@ TEST(EvalCommandTest, CensusFixtureTableAndJson) {
   EXPECT_NE(j.find("\"mean_curve\""), std::string::npos);
 }
 
+// The simulator needs no data files: a small prequential run with and without TWIN
+// names every default task in both variants.
+TEST(EvalCommandTest, SimulatorPrequentialWithAndWithoutTwin) {
+  const auto r = testing::RunShell(std::string(FRESHET_BINARY_PATH) +
+                                   " eval --data simulator --mode prequential --rows 3000 --test-rows 0 --twin both"
+                                   " 2>/dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* s : {"simulator: seed 1", "FAMILY_PLE ", "FAMILY_PLE+twin", "click", "follow", "play_time"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+}
+
 TEST(EvalCommandTest, BadFlagsAreUsageErrors) {
   auto r = testing::RunShell(std::string(FRESHET_BINARY_PATH) + " eval --data nosuch 2>&1");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("--data must be synthetic, census or kuairand"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--data must be synthetic, census, kuairand or simulator"), std::string::npos) << r.output;
   r = testing::RunShell(std::string(FRESHET_BINARY_PATH) + " eval --data census --family moe 2>&1");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("unknown variant 'moe'"), std::string::npos) << r.output;
