@@ -18,14 +18,10 @@
 #include "learner/cuda/linear.cuh"
 #include "tests/learner/cuda/parity_util.h"
 
-namespace freshet::learner::cuda {
+// Inside testing:: so parity_util.h's helpers need no using-declarations.
+namespace freshet::learner::cuda::testing {
 namespace {
 
-using testing::ExpectClose;
-using testing::MatF;
-using testing::Random;
-using testing::ToDevice;
-using testing::ToHost;
 
 constexpr double kGemmTol = 1e-4;
 
@@ -220,4 +216,4 @@ TEST(CudaDenseOpsTest, GateMixtureForwardBackward) {
 }
 
 }  // namespace
-}  // namespace freshet::learner::cuda
+}  // namespace freshet::learner::cuda::testing

@@ -13,14 +13,10 @@
 #include "learner/cuda/sparse_optimizer.cuh"
 #include "tests/learner/cuda/parity_util.h"
 
-namespace freshet::learner::cuda {
+// Inside testing:: so parity_util.h's helpers need no using-declarations.
+namespace freshet::learner::cuda::testing {
 namespace {
 
-using testing::ExpectClose;
-using testing::MatF;
-using testing::Random;
-using testing::ToDevice;
-using testing::ToHost;
 
 // The slot's ids resolved like cpu::Model::EmbedBatch: distinct rows in first-seen
 // order, −1 for ids that have no row (every 5th id here).
@@ -226,4 +222,4 @@ TEST(CudaSparseOpsTest, BadShapesAreErrorsNotCrashes) {
 }
 
 }  // namespace
-}  // namespace freshet::learner::cuda
+}  // namespace freshet::learner::cuda::testing
