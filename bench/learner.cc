@@ -2,6 +2,7 @@
 // levels, 12 experts per level, 8 tasks, batch 512) with synthetic batches.
 //
 //   build/bench/bench_learner [--config configs/reference.pbtxt] [--seconds 10] [--no-peer]
+//   build/bench/bench_learner --backend cuda [--large]   (bench/learner_cuda.h)
 //
 // Reports training samples/s, FLOPs per training sample (counted from the model's
 // weight shapes: forward 2·MACs, backward 4·MACs for dW and dx; element-wise ops,
@@ -24,6 +25,7 @@
 #include <google/protobuf/text_format.h>
 
 #include "common/json.h"
+#include "bench/learner_cuda.h"
 #include "bench/synthetic_batch.h"
 #include "learner/cpu/trainer.h"
 
@@ -87,10 +89,14 @@ int main(int argc, char** argv) {
   std::string config_path = "configs/reference.pbtxt";
   double seconds = 10;
   bool peer = true;
+  std::string backend = "cpu";
+  bool large = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
     else if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = std::stod(argv[++i]);
     else if (!std::strcmp(argv[i], "--no-peer")) peer = false;
+    else if (!std::strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+    else if (!std::strcmp(argv[i], "--large")) large = true;
   }
   std::ifstream in(config_path);
   if (!in) {
@@ -103,6 +109,12 @@ int main(int argc, char** argv) {
   FreshetConfig config;
   if (!google::protobuf::TextFormat::ParseFromString(text.str(), &config)) {
     std::fprintf(stderr, "bench_learner: %s does not parse\n", config_path.c_str());
+    return 1;
+  }
+  if (large) freshet::bench::MakeLargeLearnerVariant(&config);
+  if (backend == "cuda") return freshet::bench::RunCudaLearnerBench(config, seconds, large);
+  if (backend != "cpu") {
+    std::fprintf(stderr, "bench_learner: --backend must be cpu or cuda, got %s\n", backend.c_str());
     return 1;
   }
   std::vector<freshet::TaskConfig> tasks(config.tasks().begin(), config.tasks().end());

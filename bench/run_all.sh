@@ -18,5 +18,12 @@ for b in "$build"/bench/bench_*; do
   fi
   tail -n 1 "$build/bench/$(basename "$b").log" >> "$out"
 done
+# The CUDA learner (issue 8): on a machine without a GPU each prints why and a
+# "skipped" JSON line.
+for args in "--backend cuda" "--backend cuda --large"; do
+  echo "== bench_learner $args"
+  "$build/bench/bench_learner" $args | tee "$build/bench/bench_learner_cuda.log" || status=1
+  tail -n 1 "$build/bench/bench_learner_cuda.log" >> "$out"
+done
 echo "bench: results in $out"
 exit $status

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "schemas/model_config.pb.h"
 
 namespace freshet::learner {
 
@@ -27,6 +28,22 @@ GpuInfo QueryGpu();
 
 // One line for logs and `freshet run`'s banner, e.g. "gpu=none reason=\"...\"".
 std::string DescribeGpu(const GpuInfo& info);
+
+// The backend that learner.backend resolves to on this machine, and why.
+struct BackendChoice {
+  Backend backend = BACKEND_CPU;  // CPU or CUDA, never AUTO
+  std::string reason;             // for the log line, e.g. "no CUDA device: ..."
+};
+
+// Whether this build can train on the GPU end to end. False until the CUDA trainer
+// (issue 8, step 3) lands: the ops in learner/cuda/ exist, the model on top does not.
+constexpr bool kCudaTrainerAvailable = false;
+
+// learner.backend → the backend to build. AUTO: CUDA when a device is present and
+// the CUDA trainer is available, else CPU with the reason. CUDA: InvalidArgument
+// naming learner.backend when no device is present; Unimplemented while the CUDA
+// trainer is not available. CPU: CPU.
+StatusOr<BackendChoice> ResolveBackend(Backend requested, const GpuInfo& gpu);
 
 // y = a*x + y on device 0: the smallest kernel that proves compile, launch and copy
 // work. FAILED_PRECONDITION when no GPU is available.

@@ -8,6 +8,7 @@
 
 #include "learner/cpu/diagnostics.h"
 #include "learner/cpu/serialize.h"
+#include "learner/gpu.h"
 #include "learner/origin_weights.h"
 #include "store/kv_store.h"
 
@@ -93,6 +94,8 @@ TrainingLoop::TrainingLoop(Options options)
 StatusOr<std::unique_ptr<TrainingLoop>> TrainingLoop::Create(Options options) {
   if (options.metrics == nullptr) return InvalidArgumentError("TrainingLoop needs a metrics registry");
   if (options.tasks.empty()) return InvalidArgumentError("tasks: the learner needs at least one task");
+  ASSIGN_OR_RETURN(learner::BackendChoice backend, learner::ResolveBackend(options.learner.backend(), learner::QueryGpu()));
+  LOG_INFO("learner_backend").Kv("backend", Backend_Name(backend.backend)).Kv("reason", backend.reason);
   std::unique_ptr<TrainingLoop> loop(new TrainingLoop(std::move(options)));
   ASSIGN_OR_RETURN(loop->trainer_, cpu::Trainer<float>::Create(loop->options_.learner, loop->options_.tasks,
                                                                 loop->options_.metrics));
