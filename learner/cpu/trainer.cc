@@ -103,6 +103,7 @@ StatusOr<StepResult<T>> Trainer<T>::Train(const Batch& batch, int64_t now_ms, co
 template <typename T>
 StatusOr<Mat<T>> Trainer<T>::Predict(const Batch& batch) {
   RETURN_IF_ERROR(CheckBatch(batch));
+  model_->set_version(steps());  // projections refreshed here are of these weights
   model_->Forward(batch, /*training=*/false, /*now_ms=*/0);
   Mat<T> out;
   PredictionsFromLogits(model_->tasks(), model_->logits(), &out);
@@ -125,6 +126,7 @@ std::string Trainer<T>::SaveState() const {
   for (const RowVec<T>* b : model_->state_buffers()) w.PutArray(b->data(), b->size());
   dense_opt_->Save(&w);
   model_->embeddings().Save(&w);
+  if (model_->projection_cache() != nullptr) w.PutString(model_->projection_cache()->SaveServable(steps()));
   return w.Release();
 }
 
@@ -158,8 +160,12 @@ Status Trainer<T>::LoadState(std::string_view bytes) {
   for (RowVec<T>* b : model_->state_buffers()) RETURN_IF_ERROR(r.GetArray(b->data(), b->size()));
   RETURN_IF_ERROR(dense_opt_->Load(&r));
   RETURN_IF_ERROR(model_->embeddings().Load(&r));
+  if (store::ProjectionCache* cache = model_->projection_cache()) {
+    std::string projections;
+    RETURN_IF_ERROR(r.GetString(&projections));
+    RETURN_IF_ERROR(cache->RestoreServable(projections));
+  }
   if (!r.done()) return DataLossError("learner state has trailing bytes");
-  if (model_->projection_cache() != nullptr) model_->projection_cache()->Clear();
   return Status::Ok();
 }
 
