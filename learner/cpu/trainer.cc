@@ -43,10 +43,8 @@ Status Trainer<T>::CheckBatch(const Batch& batch) const {
   for (const auto& d : mc.dense_slots()) dense += d.width();
   if (batch.dense.rows() != batch.size || batch.dense.cols() != dense)
     return InvalidArgumentError("batch dense is not (B, " + std::to_string(dense) + ")");
-  if (!batch.behaviour_offsets.empty() &&
-      (batch.behaviour_offsets.size() != static_cast<size_t>(batch.size) + 1 ||
-       batch.behaviour_offsets.back() != static_cast<int32_t>(batch.behaviours.size())))
-    return InvalidArgumentError("batch behaviour_offsets do not describe its behaviours");
+  if (!batch.behaviour_offsets.empty() && !BehavioursDescribed(batch))
+    return InvalidArgumentError("batch behaviour_offsets / behaviour_history do not describe its behaviours");
   if (!batch.event_times_ms.empty() && static_cast<int>(batch.event_times_ms.size()) != batch.size)
     return InvalidArgumentError("batch event_times_ms is not (B)");
   return Status::Ok();
