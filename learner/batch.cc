@@ -94,24 +94,53 @@ Batch BatchBuilder::Finish() {
   return b;
 }
 
+bool BehavioursDescribed(const Batch& batch) {
+  const std::vector<int32_t>& o = batch.behaviour_offsets;
+  if (o.empty() || o.front() != 0 || o.back() != static_cast<int32_t>(batch.behaviours.size())) return false;
+  for (size_t i = 1; i < o.size(); ++i)
+    if (o[i] < o[i - 1]) return false;
+  const size_t histories = o.size() - 1;
+  if (batch.behaviour_history.empty()) return histories == static_cast<size_t>(batch.size);
+  if (static_cast<int>(batch.behaviour_history.size()) != batch.size) return false;
+  for (int32_t h : batch.behaviour_history)
+    if (h < 0 || static_cast<size_t>(h) >= histories) return false;
+  return true;
+}
+
 Status AttachBehaviours(const store::BehaviourCache& cache, Batch* batch) {
   if (static_cast<int>(batch->user_ids.size()) != batch->size)
     return InvalidArgumentError("batch has " + std::to_string(batch->user_ids.size()) + " user ids for " +
                                 std::to_string(batch->size) + " samples (build it with BatchBuilder)");
-  ASSIGN_OR_RETURN(std::vector<std::vector<store::Behaviour>> histories, cache.MultiRead(batch->user_ids));
-  return AttachHistories(histories, batch);
+  std::vector<uint64_t> users;
+  std::vector<int32_t> row_history(batch->size);
+  std::unordered_map<uint64_t, int32_t> index;
+  for (int b = 0; b < batch->size; ++b) {
+    auto [it, inserted] = index.try_emplace(batch->user_ids[b], static_cast<int32_t>(users.size()));
+    if (inserted) users.push_back(batch->user_ids[b]);
+    row_history[b] = it->second;
+  }
+  ASSIGN_OR_RETURN(std::vector<std::vector<store::Behaviour>> histories, cache.MultiRead(users));
+  return AttachHistories(histories, batch, row_history);
 }
 
-Status AttachHistories(const std::vector<std::vector<store::Behaviour>>& histories, Batch* batch) {
-  if (static_cast<int>(histories.size()) != batch->size)
-    return InvalidArgumentError("got " + std::to_string(histories.size()) + " behaviour histories for a batch of " +
+Status AttachHistories(const std::vector<std::vector<store::Behaviour>>& histories, Batch* batch,
+                       const std::vector<int32_t>& row_history) {
+  const size_t want = row_history.empty() ? static_cast<size_t>(batch->size) : histories.size();
+  if (histories.size() != want || (!row_history.empty() && static_cast<int>(row_history.size()) != batch->size))
+    return InvalidArgumentError("got " + std::to_string(histories.size()) + " behaviour histories and " +
+                                std::to_string(row_history.size()) + " row indices for a batch of " +
                                 std::to_string(batch->size) + " samples");
+  for (int32_t h : row_history)
+    if (h < 0 || static_cast<size_t>(h) >= histories.size())
+      return InvalidArgumentError("row history index " + std::to_string(h) + " is not one of the " +
+                                  std::to_string(histories.size()) + " histories");
   batch->behaviours.clear();
   batch->behaviour_offsets.assign(1, 0);
   for (const auto& h : histories) {
     batch->behaviours.insert(batch->behaviours.end(), h.begin(), h.end());
     batch->behaviour_offsets.push_back(static_cast<int32_t>(batch->behaviours.size()));
   }
+  batch->behaviour_history = row_history;
   return Status::Ok();
 }
 

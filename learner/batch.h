@@ -11,7 +11,9 @@
 //   weights     (B, T)  per-sample importance weight (1 unless a label policy sets it)
 //   user_ids, item_ids, event_times_ms   (B) each: the TWIN module's keys and request times
 //   behaviours  long-term histories (TWIN), CSR like a sparse slot, oldest first:
-//                 sample b's are behaviours[behaviour_offsets[b], behaviour_offsets[b+1]);
+//                 history h is behaviours[behaviour_offsets[h], behaviour_offsets[h+1]);
+//                 sample b reads history behaviour_history[b], or history b when that
+//                 is empty (rows of one user share one history: serving's candidates);
 //                 offsets empty = no histories attached (AttachBehaviours fills them)
 //
 // Thread-safety: plain value.
@@ -50,16 +52,24 @@ struct Batch {
   std::vector<uint64_t> item_ids;              // (B), or empty
   std::vector<int64_t> event_times_ms;         // (B), or empty
   std::vector<store::Behaviour> behaviours;    // all histories back to back
-  std::vector<int32_t> behaviour_offsets;      // (B+1), or empty
+  std::vector<int32_t> behaviour_offsets;      // (H+1), or empty
+  std::vector<int32_t> behaviour_history;      // (B) history of each sample, or empty: H = B
 };
 
-// Reads the histories of the batch's users (one MultiGet) into batch->behaviours.
+// True when behaviour_offsets and behaviour_history describe behaviours: offsets
+// non-decreasing from 0 to behaviours.size(), one history per sample or an index in
+// range for each. REQUIRES: offsets non-empty (histories attached).
+bool BehavioursDescribed(const Batch& batch);
+// Reads the histories of the batch's users (one MultiGet of the distinct users) into
+// batch->behaviours; samples of one user share one history.
 // REQUIRES: batch->user_ids has B entries (BatchBuilder fills it).
 [[nodiscard]] Status AttachBehaviours(const store::BehaviourCache& cache, Batch* batch);
-// Attaches given histories (one per row, oldest first) the same way: what
-// AttachBehaviours does after its read; serving uses it for a request's own history.
-// InvalidArgument unless histories has B entries.
-[[nodiscard]] Status AttachHistories(const std::vector<std::vector<store::Behaviour>>& histories, Batch* batch);
+// Attaches given histories (oldest first) the same way. row_history empty: one
+// history per row (histories has B entries); otherwise row b reads
+// histories[row_history[b]] (serving: one request's history for all its candidates).
+// InvalidArgument when the counts or indices do not fit the batch.
+[[nodiscard]] Status AttachHistories(const std::vector<std::vector<store::Behaviour>>& histories, Batch* batch,
+                                     const std::vector<int32_t>& row_history = {});
 
 // Queues the batch's engagements as appends to their users' histories: a sample
 // engaged when a binary task's label is observed and positive; action bit t = task t

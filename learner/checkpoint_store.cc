@@ -52,7 +52,7 @@ StatusOr<uint64_t> CheckpointStore::Write(CheckpointData data) {
   ASSIGN_OR_RETURN(std::vector<uint64_t> versions, Versions());
   const uint64_t version = std::max<uint64_t>(versions.empty() ? 1 : versions.back() + 1, data.manifest.version());
   data.manifest.set_version(version);
-  store::WriteBatch batch;
+  store::WriteBatch batch = std::move(data.also);
   const uint64_t chunks = store::PutChunks(&batch, kFamily, 's', version, data.state);
   batch.Put(kFamily, VersionKey('d', version), data.dedup);
   cpu::ByteWriter info;

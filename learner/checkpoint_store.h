@@ -10,7 +10,8 @@
 //                    state and dedup bytes
 //     m/<v>          the ModelManifest (version, train_step, consumed offsets, dense
 //                    CRC32C, metrics); written last in the batch, read first
-//   Older versions beyond `retained` are deleted in the same batch.
+//   Older versions beyond `retained` are deleted in the same batch, and so are the
+//   caller's own writes (CheckpointData.also).
 //
 // ReadNewest walks manifests from the newest down and returns the first checkpoint
 // whose bytes verify, so one corrupt checkpoint falls back to the previous one.
@@ -25,10 +26,7 @@
 
 #include "common/status.h"
 #include "schemas/model.pb.h"
-
-namespace freshet::store {
-class KvStore;
-}
+#include "store/kv_store.h"
 
 namespace freshet::learner {
 
@@ -37,6 +35,7 @@ struct CheckpointData {
   std::string state;        // Trainer::SaveState
   std::string dedup;        // SampleDedup::Save
   std::string loop;         // TrainingLoop's own counters (opaque here)
+  store::WriteBatch also;   // more writes that must land with this checkpoint (TWIN's staged appends)
 };
 
 uint32_t Crc32c(const void* data, size_t n, uint32_t crc = 0);

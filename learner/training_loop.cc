@@ -389,7 +389,10 @@ Status TrainingLoop::Checkpoint() {
   m.set_newest_sample_event_time_ms(stream_time_ms_);
   m.set_newest_sample_emit_time_ms(newest_emit_ms_);
   m.set_model_fingerprint(ModelFingerprint(options_.learner, options_.tasks));
-  if (twin_) m.set_behaviour_cache_sequence(twin_->sequence());
+  if (twin_) {
+    m.set_behaviour_cache_sequence(twin_->sequence());
+    if (Status s = twin_->QueueCommit(&d.also); !s.ok()) return Fail(s.Annotate("committing TWIN appends"));
+  }
   uint32_t crc = 0;
   for (const cpu::Param<float>* p : trainer_->model().params())
     crc = Crc32c(p->value.data(), p->value.size() * sizeof(float), crc);

@@ -23,6 +23,10 @@ StatusOr<std::unique_ptr<TwinFeed>> TwinFeed::Create(const ModelConfig& model, c
     return InvalidArgumentError("learner.model.twin.enabled but the learner's store " + store->path() +
                                 " has no behaviour-cache family; open it with OnlineLearner::ConfigureStore");
   std::unique_ptr<TwinFeed> feed(new TwinFeed(store, t.max_len()));
+  store::WriteBatch drop;
+  feed->cache_.QueueDropStaged(&drop);
+  if (Status s = store->Write(drop); !s.ok())
+    return s.Annotate("dropping the TWIN appends staged after the last checkpoint in " + store->path());
   for (size_t i = 0; i < tasks.size(); ++i) {
     feed->binary_task_.push_back(tasks[i].type() != TASK_REGRESSION);
     if (!t.play_time_task().empty() && tasks[i].name() == t.play_time_task()) {

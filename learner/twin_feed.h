@@ -9,13 +9,16 @@
 //
 // Engagements (a binary task's label observed and positive; action bit t = task t;
 // play time from learner.model.twin.play_time_task) are written right after each
-// trained step, in their own WriteBatch, so the next batch already sees them. A
-// checkpoint records sequence() (ModelManifest.behaviour_cache_sequence): the cache
-// holds at least everything trained up to the checkpoint. After a restore the
-// samples past the checkpoint are replayed and appended again; the cache folds an
-// append equal to a stored (item, time) into it, so a replay does not duplicate
-// history. Projections are not kept here: the trainer's projection cache is dropped
-// on LoadState and re-projected with the restored weights (never misread).
+// trained step, in their own WriteBatch, as STAGED appends (store/behaviour_cache.h),
+// so the next batch and serving's secondary already see them. The checkpoint commits
+// them in its own WriteBatch (QueueCommit), so the committed cache is exactly the
+// checkpoint's; Create drops whatever is staged (appends made past the newest
+// checkpoint, by a run that then stopped), and the replay of the samples past the
+// checkpoint appends them again. So a restored learner sees, batch by batch, exactly
+// the histories a learner that never stopped saw. The manifest records sequence()
+// (ModelManifest.behaviour_cache_sequence) as of just before the checkpoint's batch.
+// Projections are not kept here: the trainer saves the projection cache's servable
+// entries with its state (learner/cpu/trainer.h).
 //
 // Metrics: freshet_learner_twin_engagements_total (behaviours appended),
 // freshet_learner_twin_history_behaviours (mean history length of the last attached
@@ -44,7 +47,8 @@ class TwinFeed {
   static void ConfigureStore(const ModelConfig& model, store::KvStore::Options* options);
 
   // nullptr when TWIN is off. InvalidArgument when it is on without a store (the
-  // cache lives in RocksDB) or play_time_task names no regression task.
+  // cache lives in RocksDB) or play_time_task names no regression task. Drops the
+  // store's staged appends (see above): create the feed before restoring a checkpoint.
   // REQUIRES: `store` opened with ConfigureStore(model, ...); store and metrics (may
   // be null) outlive the feed.
   static StatusOr<std::unique_ptr<TwinFeed>> Create(const ModelConfig& model, const std::vector<TaskConfig>& tasks,
@@ -55,13 +59,16 @@ class TwinFeed {
   // Appends the trained batch's engagements (one write). The store's error if any.
   [[nodiscard]] Status Record(const Batch& batch);
 
+  // Queues the commit of every staged append into `batch`, the checkpoint's.
+  [[nodiscard]] Status QueueCommit(store::WriteBatch* batch) const { return cache_.QueueCommit(batch); }
+
   // The store's newest sequence number (for the checkpoint manifest).
   uint64_t sequence() const { return cache_.sequence(); }
   int64_t appended() const { return appended_; }
   const store::BehaviourCache& cache() const { return cache_; }
 
  private:
-  TwinFeed(store::KvStore* store, int max_len) : store_(store), cache_(store, max_len) {}
+  TwinFeed(store::KvStore* store, int max_len) : store_(store), cache_(store, max_len, /*staged=*/true) {}
 
   store::KvStore* store_;
   store::BehaviourCache cache_;

@@ -266,11 +266,12 @@ StatusOr<Batch> BuildScoreBatch(const ScoreRequest& request, const ModelConfig& 
   }
   Batch batch = builder.Finish();
   if (request.history) {
-    // The module reads only the newest max_len; keep the per-row copies that small.
+    // One copy of the newest max_len (all the module reads), shared by every candidate.
     const auto& h = *request.history;
     const size_t keep = std::min(h.size(), static_cast<size_t>(std::max(1, model.twin().max_len())));
-    const std::vector<store::Behaviour> newest(h.end() - static_cast<std::ptrdiff_t>(keep), h.end());
-    RETURN_IF_ERROR(AttachHistories(std::vector<std::vector<store::Behaviour>>(batch.size, newest), &batch));
+    std::vector<std::vector<store::Behaviour>> one(1);
+    one[0].assign(h.end() - static_cast<std::ptrdiff_t>(keep), h.end());
+    RETURN_IF_ERROR(AttachHistories(one, &batch, std::vector<int32_t>(batch.size, 0)));
   }
   return batch;
 }

@@ -10,9 +10,10 @@
 //                                                  oldest first (store::Behaviour's fields)
 //
 // time_ms (default: the replica's clock) is each row's event time: TWIN ignores
-// behaviours at or after it. A given history is attached to every row by the
-// learner's own AttachHistories (learner/batch.h); without one, a replica with a
-// behaviour cache reads the user's (serving_replica.h).
+// behaviours at or after it. A given history is attached once and shared by every
+// row (Batch.behaviour_history) with the learner's own AttachHistories
+// (learner/batch.h), so TWIN's GSU gathers it once per request; without one, a
+// replica with a behaviour cache reads the user's (serving_replica.h), also once.
 // Slots are the numbers of ModelConfig.sparse_slots / dense_slots (as in Sample).
 // Ids are unsigned 64-bit integers (JSON numbers or decimal strings, exact: never
 // rounded through a double). Each item is scored with the user's features plus its

@@ -28,51 +28,57 @@ constexpr size_t kDedupWindow = 256;
 // Appends the operand's records to `existing` (may be absent), folding duplicates,
 // and keeps the newest max_len. Folding only looks back and trimming keeps a suffix,
 // so grouping operands differently gives the same history (the associativity RocksDB
-// relies on when it combines operands before the base value), except for a duplicate
-// whose first copy was already trimmed away.
+// relies on when it combines operands before the base value, and MultiRead when it
+// lays staged appends over the committed history), except for a duplicate whose
+// first copy was already trimmed away. False when an input is malformed.
+bool AppendAndTrim(const rocksdb::Slice* existing, const rocksdb::Slice& operand, size_t max_len, std::string* new_value) {
+  if (!WellFormed(operand) || (existing != nullptr && !WellFormed(*existing))) return false;
+  constexpr size_t R = kBehaviourRecordBytes;
+  const size_t old_n = existing == nullptr ? 0 : (existing->size() - 1) / R;
+  const size_t add_n = (operand.size() - 1) / R;
+  const size_t from_old = std::min(old_n, max_len);  // older records are trimmed anyway
+  std::string& out = *new_value;
+  out.clear();
+  out.reserve(1 + (from_old + add_n) * R);
+  out.push_back(kBehaviourFormat);
+  if (from_old > 0) out.append(existing->data() + 1 + (old_n - from_old) * R, from_old * R);
+  for (size_t i = 0; i < add_n; ++i) {
+    const char* rec = operand.data() + 1 + i * R;
+    const size_t n = (out.size() - 1) / R;
+    bool folded = false;
+    int64_t rec_time;
+    std::memcpy(&rec_time, rec + 8, 8);
+    for (size_t j = n; j-- > 0 && n - j <= kDedupWindow;) {
+      char* old = out.data() + 1 + j * R;
+      int64_t old_time;
+      std::memcpy(&old_time, old + 8, 8);
+      if (old_time < rec_time) break;                // older than rec: no match further back
+      if (std::memcmp(old, rec, 16) != 0) continue;  // item id and time differ
+      uint32_t a, b, pa, pb;
+      std::memcpy(&a, old + 16, 4), std::memcpy(&b, rec + 16, 4);
+      std::memcpy(&pa, old + 20, 4), std::memcpy(&pb, rec + 20, 4);
+      a |= b, pa = std::max(pa, pb);
+      std::memcpy(old + 16, &a, 4), std::memcpy(old + 20, &pa, 4);
+      folded = true;
+      break;
+    }
+    if (!folded) out.append(rec, R);
+  }
+  const size_t n = (out.size() - 1) / R;
+  if (n > max_len) out.erase(1, (n - max_len) * R);
+  return true;
+}
+
+// The family's merge operator: AppendAndTrim. A malformed input fails the merge:
+// RocksDB then reports Corruption on read, which DecodeBehaviours' callers turn into
+// DataLoss naming the user.
 class AppendTrimOperator : public rocksdb::AssociativeMergeOperator {
  public:
   explicit AppendTrimOperator(size_t max_len) : max_len_(max_len) {}
 
   bool Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing, const rocksdb::Slice& operand,
              std::string* new_value, rocksdb::Logger* /*logger*/) const override {
-    // A malformed input fails the merge: RocksDB then reports Corruption on read,
-    // which DecodeBehaviours' callers turn into DataLoss naming the user.
-    if (!WellFormed(operand) || (existing != nullptr && !WellFormed(*existing))) return false;
-    constexpr size_t R = kBehaviourRecordBytes;
-    const size_t old_n = existing == nullptr ? 0 : (existing->size() - 1) / R;
-    const size_t add_n = (operand.size() - 1) / R;
-    const size_t from_old = std::min(old_n, max_len_);  // older records are trimmed anyway
-    std::string& out = *new_value;
-    out.clear();
-    out.reserve(1 + (from_old + add_n) * R);
-    out.push_back(kBehaviourFormat);
-    if (from_old > 0) out.append(existing->data() + 1 + (old_n - from_old) * R, from_old * R);
-    for (size_t i = 0; i < add_n; ++i) {
-      const char* rec = operand.data() + 1 + i * R;
-      const size_t n = (out.size() - 1) / R;
-      bool folded = false;
-      int64_t rec_time;
-      std::memcpy(&rec_time, rec + 8, 8);
-      for (size_t j = n; j-- > 0 && n - j <= kDedupWindow;) {
-        char* old = out.data() + 1 + j * R;
-        int64_t old_time;
-        std::memcpy(&old_time, old + 8, 8);
-        if (old_time < rec_time) break;                // older than rec: no match further back
-        if (std::memcmp(old, rec, 16) != 0) continue;  // item id and time differ
-        uint32_t a, b, pa, pb;
-        std::memcpy(&a, old + 16, 4), std::memcpy(&b, rec + 16, 4);
-        std::memcpy(&pa, old + 20, 4), std::memcpy(&pb, rec + 20, 4);
-        a |= b, pa = std::max(pa, pb);
-        std::memcpy(old + 16, &a, 4), std::memcpy(old + 20, &pa, 4);
-        folded = true;
-        break;
-      }
-      if (!folded) out.append(rec, R);
-    }
-    const size_t n = (out.size() - 1) / R;
-    if (n > max_len_) out.erase(1, (n - max_len_) * R);
-    return true;
+    return AppendAndTrim(existing, operand, max_len_, new_value);
   }
 
   const char* Name() const override { return "freshet.BehaviourAppendTrim"; }
@@ -80,6 +86,10 @@ class AppendTrimOperator : public rocksdb::AssociativeMergeOperator {
  private:
   size_t max_len_;
 };
+
+// Every user key lies in ["u", "v").
+constexpr char kFirstUserKey[] = "u";
+constexpr char kPastLastUserKey[] = "v";
 
 }  // namespace
 
@@ -128,9 +138,11 @@ StatusOr<std::unique_ptr<KvStore>> BehaviourCache::OpenSecondary(const std::stri
 
 void BehaviourCache::Configure(KvStore::Options* options, int max_len) {
   CHECK_GE(max_len, 1);
-  if (std::find(options->families.begin(), options->families.end(), kBehaviourFamily) == options->families.end())
-    options->families.push_back(kBehaviourFamily);
-  options->merge_operators[kBehaviourFamily] = MakeMergeOperator(max_len);
+  for (const char* family : {kBehaviourFamily, kBehaviourStagedFamily}) {
+    if (std::find(options->families.begin(), options->families.end(), family) == options->families.end())
+      options->families.push_back(family);
+    options->merge_operators[family] = MakeMergeOperator(max_len);
+  }
 }
 
 std::shared_ptr<rocksdb::MergeOperator> BehaviourCache::MakeMergeOperator(int max_len) {
@@ -146,7 +158,20 @@ std::string BehaviourCache::Key(uint64_t user_id) {
 
 void BehaviourCache::Append(WriteBatch* batch, uint64_t user_id, const std::vector<Behaviour>& behaviours) const {
   if (behaviours.empty()) return;
-  batch->Merge(kBehaviourFamily, Key(user_id), EncodeBehaviours(behaviours));
+  batch->Merge(staged_ ? kBehaviourStagedFamily : kBehaviourFamily, Key(user_id), EncodeBehaviours(behaviours));
+}
+
+Status BehaviourCache::QueueCommit(WriteBatch* batch) const {
+  RETURN_IF_ERROR(store_->ScanPrefix(kBehaviourStagedFamily, kFirstUserKey, [&](std::string_view key, std::string_view value) {
+    batch->Merge(kBehaviourFamily, key, value);
+    return true;
+  }));
+  QueueDropStaged(batch);
+  return Status::Ok();
+}
+
+void BehaviourCache::QueueDropStaged(WriteBatch* batch) const {
+  batch->DeleteRange(kBehaviourStagedFamily, kFirstUserKey, kPastLastUserKey);
 }
 
 Status BehaviourCache::Append(uint64_t user_id, const std::vector<Behaviour>& behaviours) {
@@ -161,10 +186,20 @@ StatusOr<std::vector<std::vector<Behaviour>>> BehaviourCache::MultiRead(const st
   keys.reserve(users.size());
   for (uint64_t u : users) keys.push_back(Key(u));
   ASSIGN_OR_RETURN(std::vector<std::optional<std::string>> values, store_->MultiGet(kBehaviourFamily, keys));
+  ASSIGN_OR_RETURN(std::vector<std::optional<std::string>> staged, store_->MultiGet(kBehaviourStagedFamily, keys));
   std::vector<std::vector<Behaviour>> out(users.size());
+  std::string merged;
   for (size_t i = 0; i < users.size(); ++i) {
-    if (!values[i].has_value()) continue;
-    auto decoded = DecodeBehaviours(*values[i], static_cast<size_t>(max_len_));
+    const std::optional<std::string>& base = values[i];
+    if (!base.has_value() && !staged[i].has_value()) continue;
+    std::string_view value = base.has_value() ? std::string_view(*base) : std::string_view(*staged[i]);
+    if (base.has_value() && staged[i].has_value()) {  // the staged appends go on top
+      const rocksdb::Slice existing(*base);
+      if (!AppendAndTrim(&existing, rocksdb::Slice(*staged[i]), static_cast<size_t>(max_len_), &merged))
+        return DataLossError("user " + std::to_string(users[i]) + ": behaviour history or staged appends malformed");
+      value = merged;
+    }
+    auto decoded = DecodeBehaviours(value, static_cast<size_t>(max_len_));
     if (!decoded.ok()) return DataLossError("user " + std::to_string(users[i]) + ": " + decoded.status().message());
     out[i] = std::move(decoded).value();
   }

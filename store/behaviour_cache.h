@@ -6,6 +6,13 @@
 //   value = 1 format byte (kBehaviourFormat) + N fixed-width 24-byte records,
 //           oldest first: item u64 | time_ms i64 | actions u32 | play_ms u32 (LE)
 //
+// Staged appends (the learner's): appends made since the last checkpoint go to a
+// second family, kBehaviourStagedFamily, with the same operator; reads lay them over
+// the committed history; a checkpoint moves them into the committed family in its
+// own WriteBatch (QueueCommit), and a restore drops them (QueueDropStaged), so the
+// committed history is exactly the checkpoint's and a replay sees no appends from
+// past the checkpoint. Readers (serving's secondary) see both, so they stay fresh.
+//
 // Fixed-width records make the merge operator's trim a substring (no decoding) and a
 // read one memcpy per field; 10,000 behaviours are 240 kB per user. Appends are
 // RocksDB merges (an AssociativeMergeOperator that concatenates and keeps the newest
@@ -47,6 +54,7 @@ struct Behaviour {
 };
 
 inline constexpr char kBehaviourFamily[] = "behaviour";
+inline constexpr char kBehaviourStagedFamily[] = "behaviour_staged";
 inline constexpr char kBehaviourFormat = 1;
 inline constexpr size_t kBehaviourRecordBytes = 24;
 
@@ -58,7 +66,8 @@ StatusOr<std::vector<Behaviour>> DecodeBehaviours(std::string_view value, size_t
 
 class BehaviourCache {
  public:
-  // Adds the family and its append-and-trim merge operator to `options`.
+  // Adds the families (committed and staged) and their append-and-trim merge
+  // operator to `options`.
   // REQUIRES: max_len >= 1.
   static void Configure(KvStore::Options* options, int max_len);
   // The operator itself (tests, tools).
@@ -71,16 +80,29 @@ class BehaviourCache {
                                                           int max_len);
 
   // REQUIRES: `store` was opened with Configure(…, max_len) and outlives this.
-  BehaviourCache(KvStore* store, int max_len) : store_(store), max_len_(max_len) {}
+  // staged: appends go to the staged family until QueueCommit (the learner, whose
+  // checkpoints commit them); otherwise straight to the committed history.
+  BehaviourCache(KvStore* store, int max_len, bool staged = false)
+      : store_(store), max_len_(max_len), staged_(staged) {}
 
-  // Queues an append of `behaviours` (oldest first) to the user's history; see the
-  // header comment for how repeats of a stored behaviour are folded.
+  // Queues an append of `behaviours` (oldest first) to the user's history (staged or
+  // committed, see the constructor); see the header comment for how repeats of a
+  // stored behaviour are folded.
   void Append(WriteBatch* batch, uint64_t user_id, const std::vector<Behaviour>& behaviours) const;
   // Appends and writes at once.
   [[nodiscard]] Status Append(uint64_t user_id, const std::vector<Behaviour>& behaviours);
 
-  // Histories of `users` (one MultiGet), oldest first, each at most max_len; an
-  // unknown user has an empty history. DataLoss names the user whose value is corrupt.
+  // Queues into `batch` the move of every staged append into the committed history
+  // (a merge per user, then the staged family's deletion). Write it with the
+  // checkpoint that covers those appends. The store's error if the scan fails.
+  [[nodiscard]] Status QueueCommit(WriteBatch* batch) const;
+  // Queues the deletion of every staged append (they were made past the checkpoint
+  // being restored; the replay makes them again).
+  void QueueDropStaged(WriteBatch* batch) const;
+
+  // Histories of `users` (committed with staged appends on top; two MultiGets),
+  // oldest first, each at most max_len; an unknown user has an empty history.
+  // DataLoss names the user whose value is corrupt.
   StatusOr<std::vector<std::vector<Behaviour>>> MultiRead(const std::vector<uint64_t>& users) const;
   StatusOr<std::vector<Behaviour>> Read(uint64_t user_id) const;
 
@@ -92,6 +114,7 @@ class BehaviourCache {
  private:
   KvStore* store_;
   int max_len_;
+  bool staged_;
 };
 
 }  // namespace freshet::store

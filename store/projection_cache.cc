@@ -1,6 +1,7 @@
 // ProjectionCache; see projection_cache.h.
 #include "store/projection_cache.h"
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -22,6 +23,16 @@ uint64_t ItemFromKey(std::string_view k) {
 }
 
 constexpr size_t kHeaderBytes = 12;  // version i64 | width u32, then width floats (LE)
+
+// Appends one entry's value (header + row) to `out`.
+void AppendEntry(int64_t version, const float* row, size_t width, std::string* out) {
+  const size_t at = out->size();
+  const uint32_t w = static_cast<uint32_t>(width);
+  out->resize(at + kHeaderBytes + width * sizeof(float));
+  std::memcpy(out->data() + at, &version, 8);
+  std::memcpy(out->data() + at + 8, &w, 4);
+  std::memcpy(out->data() + at + kHeaderBytes, row, width * sizeof(float));
+}
 
 }  // namespace
 
@@ -121,12 +132,10 @@ void ProjectionCache::Clear() {
 void ProjectionCache::Persist(WriteBatch* batch) {
   const size_t w = static_cast<size_t>(options_.width);
   std::unique_lock lock(mu_);
+  std::string v;
   for (int64_t slot : dirty_) {
-    std::string v(kHeaderBytes + w * sizeof(float), '\0');
-    const uint32_t width = static_cast<uint32_t>(w);
-    std::memcpy(v.data(), &version_[slot], 8);
-    std::memcpy(v.data() + 8, &width, 4);
-    std::memcpy(v.data() + kHeaderBytes, arena_.data() + slot * w, w * sizeof(float));
+    v.clear();
+    AppendEntry(version_[slot], arena_.data() + slot * w, w, &v);
     batch->Put(kProjectionFamily, ProjectionKey(item_[slot]), v);
   }
   dirty_.clear();
@@ -163,6 +172,47 @@ StatusOr<int64_t> ProjectionCache::Load(const KvStore& store) {
   std::unique_lock lock(mu_);
   dirty_.clear();  // what was loaded is already stored
   return skipped;
+}
+
+std::string ProjectionCache::SaveServable(int64_t current_version) const {
+  const size_t w = static_cast<size_t>(options_.width);
+  std::shared_lock lock(mu_);
+  std::vector<int64_t> slots;
+  for (int64_t slot = 0; slot < static_cast<int64_t>(item_.size()); ++slot)
+    if (Classify(version_[slot], current_version) == Result::kHit) slots.push_back(slot);
+  std::sort(slots.begin(), slots.end(), [&](int64_t a, int64_t b) { return item_[a] < item_[b]; });
+  const uint64_t count = slots.size();
+  std::string out(8, '\0');
+  std::memcpy(out.data(), &count, 8);
+  out.reserve(8 + count * (8 + kHeaderBytes + w * sizeof(float)));
+  for (int64_t slot : slots) {
+    out.append(reinterpret_cast<const char*>(&item_[slot]), 8);
+    AppendEntry(version_[slot], arena_.data() + slot * w, w, &out);
+  }
+  return out;
+}
+
+Status ProjectionCache::RestoreServable(std::string_view bytes) {
+  const size_t w = static_cast<size_t>(options_.width), entry = 8 + kHeaderBytes + w * sizeof(float);
+  uint64_t count = 0;
+  if (bytes.size() >= 8) std::memcpy(&count, bytes.data(), 8);
+  if (bytes.size() < 8 || (bytes.size() - 8) / entry != count || (bytes.size() - 8) % entry != 0)
+    return DataLossError("saved projection cache of " + std::to_string(bytes.size()) + " bytes does not hold " +
+                         std::to_string(count) + " entries of width " + std::to_string(w));
+  Clear();
+  const char* p = bytes.data() + 8;
+  for (uint64_t i = 0; i < count; ++i, p += entry) {
+    uint64_t item = 0;
+    int64_t version = 0;
+    uint32_t width = 0;
+    std::memcpy(&item, p, 8);
+    std::memcpy(&version, p + 8, 8);
+    std::memcpy(&width, p + 16, 4);
+    if (width != w) return DataLossError("saved projection of item " + std::to_string(item) + " has width " +
+                                         std::to_string(width) + ", the cache " + std::to_string(w));
+    Put(item, version, reinterpret_cast<const float*>(p + 8 + kHeaderBytes));
+  }
+  return Status::Ok();
 }
 
 int64_t ProjectionCache::size() const {

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -64,6 +65,15 @@ class ProjectionCache {
   void Put(uint64_t item, int64_t version, const float* row);
   // Drops everything (e.g. the projection's shape changed).
   void Clear();
+
+  // The entries a lookup at current_version would serve (kHit), sorted by item, as
+  // bytes: what a learner checkpoint keeps so that a restored learner's GSU serves
+  // exactly the projections a learner that never stopped would (entries it would
+  // refresh anyway are left out, which keeps the bytes small).
+  std::string SaveServable(int64_t current_version) const;
+  // Replaces the contents with SaveServable's bytes. DataLoss when they are
+  // truncated or of another width (the cache is then left empty or partial).
+  [[nodiscard]] Status RestoreServable(std::string_view bytes);
 
   // Queues every entry Put since the last Persist into `batch` (family
   // kProjectionFamily; open the store with it).

@@ -41,15 +41,17 @@ void Model<T>::RunTwin(const Batch& batch) {
   const int B = batch.size;
   const SparseSlotLayout& item = slots_[twin_slot_];
   const bool histories = !batch.behaviour_offsets.empty();
-  CHECK(!histories || batch.behaviour_offsets.size() == static_cast<size_t>(B) + 1);
+  CHECK(!histories || BehavioursDescribed(batch));
   twin_requests_.assign(B, TwinRequest{});
   for (int b = 0; b < B; ++b) {
     TwinRequest& r = twin_requests_[b];
     // Without event times every cached behaviour is in the past.
     r.time_ms = batch.event_times_ms.empty() ? std::numeric_limits<int64_t>::max() : batch.event_times_ms[b];
     if (!histories) continue;
-    r.behaviours = batch.behaviours.data() + batch.behaviour_offsets[b];
-    r.count = batch.behaviour_offsets[b + 1] - batch.behaviour_offsets[b];
+    // Rows sharing a history share its view, which lets GSU gather it once.
+    const int h = batch.behaviour_history.empty() ? b : batch.behaviour_history[b];
+    r.behaviours = batch.behaviours.data() + batch.behaviour_offsets[h];
+    r.count = batch.behaviour_offsets[h + 1] - batch.behaviour_offsets[h];
   }
   Mat<T>& x = buffers_.value[0];
   twin_query_ = x.middleCols(item.column, item.dim);

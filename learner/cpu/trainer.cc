@@ -43,10 +43,8 @@ Status Trainer<T>::CheckBatch(const Batch& batch) const {
   for (const auto& d : mc.dense_slots()) dense += d.width();
   if (batch.dense.rows() != batch.size || batch.dense.cols() != dense)
     return InvalidArgumentError("batch dense is not (B, " + std::to_string(dense) + ")");
-  if (!batch.behaviour_offsets.empty() &&
-      (batch.behaviour_offsets.size() != static_cast<size_t>(batch.size) + 1 ||
-       batch.behaviour_offsets.back() != static_cast<int32_t>(batch.behaviours.size())))
-    return InvalidArgumentError("batch behaviour_offsets do not describe its behaviours");
+  if (!batch.behaviour_offsets.empty() && !BehavioursDescribed(batch))
+    return InvalidArgumentError("batch behaviour_offsets / behaviour_history do not describe its behaviours");
   if (!batch.event_times_ms.empty() && static_cast<int>(batch.event_times_ms.size()) != batch.size)
     return InvalidArgumentError("batch event_times_ms is not (B)");
   return Status::Ok();
@@ -103,6 +101,7 @@ StatusOr<StepResult<T>> Trainer<T>::Train(const Batch& batch, int64_t now_ms, co
 template <typename T>
 StatusOr<Mat<T>> Trainer<T>::Predict(const Batch& batch) {
   RETURN_IF_ERROR(CheckBatch(batch));
+  model_->set_version(steps());  // projections refreshed here are of these weights
   model_->Forward(batch, /*training=*/false, /*now_ms=*/0);
   Mat<T> out;
   PredictionsFromLogits(model_->tasks(), model_->logits(), &out);
@@ -125,6 +124,7 @@ std::string Trainer<T>::SaveState() const {
   for (const RowVec<T>* b : model_->state_buffers()) w.PutArray(b->data(), b->size());
   dense_opt_->Save(&w);
   model_->embeddings().Save(&w);
+  if (model_->projection_cache() != nullptr) w.PutString(model_->projection_cache()->SaveServable(steps()));
   return w.Release();
 }
 
@@ -158,8 +158,12 @@ Status Trainer<T>::LoadState(std::string_view bytes) {
   for (RowVec<T>* b : model_->state_buffers()) RETURN_IF_ERROR(r.GetArray(b->data(), b->size()));
   RETURN_IF_ERROR(dense_opt_->Load(&r));
   RETURN_IF_ERROR(model_->embeddings().Load(&r));
+  if (store::ProjectionCache* cache = model_->projection_cache()) {
+    std::string projections;
+    RETURN_IF_ERROR(r.GetString(&projections));
+    RETURN_IF_ERROR(cache->RestoreServable(projections));
+  }
   if (!r.done()) return DataLossError("learner state has trailing bytes");
-  if (model_->projection_cache() != nullptr) model_->projection_cache()->Clear();
   return Status::Ok();
 }
 

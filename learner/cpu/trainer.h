@@ -70,10 +70,10 @@ class Trainer {
 
   // TWIN (ModelConfig.twin): the trainer stamps projections with steps() as the
   // model version and measures GSU/ESU consistency every consistency_interval_steps.
-  // State save/restore covers the module's parameters; the projection cache is
-  // dropped on LoadState (entries of discarded weights must not be served), so with
-  // refresh_after_versions > 0 a resumed run re-projects where the straight run would
-  // have served cached projections.
+  // State save/restore covers the module's parameters and the projection cache's
+  // servable entries (those within refresh_after_versions of steps()), so a resumed
+  // run serves exactly the cached projections a straight run would; entries stamped
+  // by weights a restore discarded are never kept.
   //
   // All learner state as bytes (see the header comment).
   std::string SaveState() const;

@@ -176,6 +176,31 @@ void Twin<T>::Esu(const T* q, const TwinRequest& r, TwinItemFeatures<T>* feature
 }
 
 template <typename T>
+void Twin<T>::GatherHistory(const TwinRequest& r, TwinItemFeatures<T>* features, store::ProjectionCache* cache,
+                            int64_t version) {
+  const int n = static_cast<int>(gathered_.cand.size()), W = spec_.projection_width();
+  std::vector<uint64_t> items(n);
+  for (int i = 0; i < n; ++i) items[i] = r.behaviours[gathered_.cand[i]].item_id;
+  std::vector<float> proj(static_cast<size_t>(n) * W);
+  std::vector<store::ProjectionCache::Result> result;
+  cache->GetMany(items, version, proj.data(), &result);
+  std::vector<T> kh(spec_.item_dim), kp(W);
+  for (int i = 0; i < n; ++i) {  // refresh where missing or stale
+    if (result[i] == store::ProjectionCache::Result::kHit) continue;
+    features->Inherent(items[i], kh.data());
+    ProjectKey(kh.data(), kp.data());
+    float* row = proj.data() + static_cast<int64_t>(i) * W;
+    for (int o = 0; o < W; ++o) row[o] = static_cast<float>(kp[o]);
+    cache->Put(items[i], version, row);
+  }
+  gathered_.kp.resize(proj.size());
+  for (size_t i = 0; i < proj.size(); ++i) gathered_.kp[i] = static_cast<T>(proj[i]);
+  gathered_.buckets.resize(static_cast<size_t>(n) * kTwinCrossFeatures);
+  for (int i = 0; i < n; ++i) TwinCrossBuckets(r.behaviours[gathered_.cand[i]], r.time_ms, &gathered_.buckets[i * kTwinCrossFeatures]);
+  gathered_.projected = true;
+}
+
+template <typename T>
 void Twin<T>::Forward(const Mat<T>& query, const std::vector<TwinRequest>& requests, TwinItemFeatures<T>* features,
                       store::ProjectionCache* cache, int64_t version, Mat<T>* y) {
   const int B = static_cast<int>(query.rows()), W = spec_.projection_width();
@@ -186,41 +211,33 @@ void Twin<T>::Forward(const Mat<T>& query, const std::vector<TwinRequest>& reque
   PrepareCrossTerms();
   samples_.assign(B, Sample{});
   cat_.setZero(B, spec_.heads * spec_.value_dim);
-  std::vector<uint64_t> items;
-  std::vector<float> proj;
-  std::vector<store::ProjectionCache::Result> result;
-  std::vector<T> kh(spec_.item_dim), kp(W), kp_t(W);
-  std::vector<float> row(W);
+  gathered_ = Gathered{};
   for (int b = 0; b < B; ++b) {
     const TwinRequest& r = requests[b];
     Sample& s = samples_[b];
     s.qp.resize(W);
     ProjectQuery(query.row(b).data(), s.qp.data());
-    const std::vector<int> cand = Candidates(r);
+    // Rows of one request (serving's candidates) share one history view and time:
+    // its candidates, cached projections and cross buckets are gathered once; only
+    // the query differs per row.
+    if (b == 0 || r.behaviours != gathered_.request.behaviours || r.count != gathered_.request.count ||
+        r.time_ms != gathered_.request.time_ms) {
+      gathered_ = Gathered{};
+      gathered_.request = r;
+      gathered_.cand = Candidates(r);
+    }
+    const std::vector<int>& cand = gathered_.cand;
     const int n = static_cast<int>(cand.size());
     if (n <= spec_.top_k) {
       s.selected = cand;  // nothing to search
     } else {
       // GSU: cached projections, refreshed where missing or stale.
-      items.resize(n);
-      for (int i = 0; i < n; ++i) items[i] = r.behaviours[cand[i]].item_id;
-      proj.resize(static_cast<size_t>(n) * W);
-      cache->GetMany(items, version, proj.data(), &result);
-      for (int i = 0; i < n; ++i) {
-        if (result[i] == store::ProjectionCache::Result::kHit) continue;
-        features->Inherent(items[i], kh.data());
-        ProjectKey(kh.data(), kp.data());
-        for (int o = 0; o < W; ++o) row[o] = static_cast<float>(kp[o]);
-        cache->Put(items[i], version, row.data());
-        std::copy(row.begin(), row.end(), proj.begin() + static_cast<int64_t>(i) * W);
-      }
+      if (!gathered_.projected) GatherHistory(r, features, cache, version);
       Mat<T> scores(spec_.heads, n);
-      int buckets[kTwinCrossFeatures];
       for (int i = 0; i < n; ++i) {
-        const float* pr = proj.data() + static_cast<int64_t>(i) * W;
-        for (int o = 0; o < W; ++o) kp_t[o] = static_cast<T>(pr[o]);
-        TwinCrossBuckets(r.behaviours[cand[i]], r.time_ms, buckets);
-        for (int a = 0; a < spec_.heads; ++a) scores(a, i) = Score(a, kp_t.data(), s.qp.data(), buckets);
+        const T* kp = gathered_.kp.data() + static_cast<int64_t>(i) * W;
+        const int* buckets = &gathered_.buckets[i * kTwinCrossFeatures];
+        for (int a = 0; a < spec_.heads; ++a) scores(a, i) = Score(a, kp, s.qp.data(), buckets);
       }
       for (int pos : WalkHeads(scores)) s.selected.push_back(cand[pos]);
     }

@@ -133,10 +133,24 @@ class Twin {
   std::vector<int> Candidates(const TwinRequest& r) const;
   void Esu(const T* q, const TwinRequest& r, TwinItemFeatures<T>* features, Sample* s, T* cat) const;
 
+  // GSU's view of one request's history, shared by consecutive rows with the same
+  // history view and time (serving's candidates).
+  struct Gathered {
+    TwinRequest request;
+    std::vector<int> cand;     // eligible behaviour indices
+    bool projected = false;    // kp and buckets filled
+    std::vector<T> kp;         // (n, A·d_k)  cached K_h W^h, as T
+    std::vector<int> buckets;  // (n, J)
+  };
+  // Fills gathered_.kp/buckets for gathered_.cand from the cache, refreshing misses.
+  void GatherHistory(const TwinRequest& r, TwinItemFeatures<T>* features, store::ProjectionCache* cache,
+                     int64_t version);
+
   TwinSpec spec_;
   T inv_sqrt_dk_ = T(1);
   std::vector<T> cross_term_;  // (A, J, 32): β_a,j (E_j[bucket] · w^c_a,j)
   std::vector<Sample> samples_;
+  Gathered gathered_;
   Mat<T> cat_;                 // (B, A·d_v)
   TwinItemFeatures<T>* features_ = nullptr;
 };

@@ -108,12 +108,96 @@ TEST(TwinFeedTest, ReplayAfterRestoreFoldsIntoTheCacheAndReprojects) {
   auto restored = second.loop->Restore();
   ASSERT_TRUE(restored.ok() && *restored) << restored.status();
   ASSERT_EQ(second.loop->trained_offsets().at(0), half);
-  // Projections of the discarded weights are gone: re-projected, never misread.
-  EXPECT_EQ(second.loop->trainer().model().projection_cache()->size(), 0);
+  // Only projections GSU would serve at the checkpoint came back; none stamped by the
+  // discarded run's weights (those would look stale: from a later version).
+  store::ProjectionCache* cache = second.loop->trainer().model().projection_cache();
+  std::vector<uint64_t> items(25);
+  for (uint64_t i = 0; i < items.size(); ++i) items[i] = i;
+  std::vector<float> rows(items.size() * cache->width());
+  std::vector<store::ProjectionCache::Result> result;
+  cache->GetMany(items, second.loop->trainer().steps(), rows.data(), &result);
+  for (size_t i = 0; i < items.size(); ++i)
+    EXPECT_NE(result[i], store::ProjectionCache::Result::kStale) << "item " << i;
   for (int i = half; i < n; ++i) ASSERT_TRUE(second.loop->Add(Record(MakeSample(i), i)).ok());
   EXPECT_EQ(second.loop->Progress().samples_trained, n);
   ExpectCacheHolds(second.loop->twin_feed()->cache(), n);  // folded, not duplicated
   EXPECT_GT(second.loop->trainer().model().projection_cache()->size(), 0);
+}
+
+// Few users, so a user engages twice within one batch and histories outgrow max_len:
+// the cache contents then depend on exactly which appends happened before each step.
+Sample CrowdedSample(int64_t i) {
+  Sample s = MakeSample(i, "c");
+  const uint64_t user = i % 5;
+  s.set_user_id(user);
+  s.mutable_sparse(0)->set_ids(0, user);
+  return s;
+}
+
+// A learner checkpointed, trained on past the checkpoint, killed and restored must
+// continue exactly as one that never stopped: same predictions every step, same
+// weights, same histories. Covers the state beside the weights: the projection cache
+// (entries GSU still serves at the checkpoint) and the behaviour cache (appends made
+// after the checkpoint must not be visible to the replay).
+TEST(TwinFeedTest, RestoreContinuesBitIdenticallyToAStraightRun) {
+  LearnerConfig config = TwinLearner(8, 0);
+  config.mutable_model()->mutable_twin()->set_max_len(6);  // trimmed: 12 of 24 samples engage
+  config.mutable_model()->mutable_twin()->set_refresh_after_versions(4);
+  const int kN = 24 * 8, kCheckpoint = 13 * 8, kCrash = 19 * 8;
+  // Per step: the histories the batch was given and the whole learner state before
+  // the step (weights, optimizer, embeddings, servable projections), so the first
+  // divergence is caught at the step that caused it.
+  struct Step {
+    std::vector<Behaviour> histories;
+    std::vector<int32_t> offsets;
+    std::string state;
+  };
+  auto train = [](Loop& f, int from, int to, std::vector<Step>* steps) {
+    f.loop->SetBatchHookForTest([&f, steps](Batch* b) {
+      steps->push_back({b->behaviours, b->behaviour_offsets, f.loop->trainer().SaveState()});
+    });
+    for (int i = from; i < to; ++i) ASSERT_TRUE(f.loop->Add(Record(CrowdedSample(i), i)).ok());
+  };
+  TempDir straight_dir("twin_straight"), dir("twin_restored");
+  auto straight_db = OpenStore(straight_dir.path, config.model());
+  auto db = OpenStore(dir.path, config.model());
+  ASSERT_NE(straight_db, nullptr);
+  ASSERT_NE(db, nullptr);
+  Loop straight(config, straight_db.get());
+  std::vector<Step> expected, got, discarded;
+  train(straight, 0, kN, &expected);
+  ASSERT_EQ(expected.size(), static_cast<size_t>(kN / 8));
+  {
+    Loop first(config, db.get());
+    train(first, 0, kCheckpoint, &got);
+    ASSERT_TRUE(first.loop->Checkpoint().ok());
+    train(first, kCheckpoint, kCrash, &discarded);  // then killed: no checkpoint
+  }
+  Loop second(config, db.get());
+  auto restored = second.loop->Restore();
+  ASSERT_TRUE(restored.ok() && *restored) << restored.status();
+  train(second, kCheckpoint, kN, &got);
+  ASSERT_EQ(got.size(), expected.size());
+  int64_t searched = 0;
+  for (size_t step = 0; step < got.size(); ++step) {
+    ASSERT_TRUE(got[step].histories == expected[step].histories) << "histories differ first at step " << step;
+    ASSERT_EQ(got[step].offsets, expected[step].offsets) << "step " << step;
+    ASSERT_TRUE(got[step].state == expected[step].state) << "learner state differs first before step " << step;
+    for (size_t b = 1; b < got[step].offsets.size(); ++b)
+      searched += got[step].offsets[b] - got[step].offsets[b - 1] > 2;  // > top_k: GSU searched
+  }
+  EXPECT_GT(searched, 0);
+  EXPECT_TRUE(second.loop->trainer().SaveState() == straight.loop->trainer().SaveState())
+      << "restored training diverged from straight training";
+  for (uint64_t user = 0; user < 5; ++user) {
+    auto a = straight.loop->twin_feed()->cache().Read(user);
+    auto b = second.loop->twin_feed()->cache().Read(user);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->size(), 6u);
+    EXPECT_EQ(*a, *b) << "user " << user;
+  }
+  // GSU searched (histories longer than top_k) and served cached projections.
+  EXPECT_GT(second.metrics.GetCounter("freshet_store_projection_lookups_total", "", {{"result", "hit"}})->Value(), 0);
 }
 
 TEST(TwinFeedTest, RefusesTwinWithoutAStoreOrWithABadPlayTimeTask) {

@@ -103,8 +103,11 @@ TEST(ScoreRequestTest, HistoryAndTimeParseRoundTripAndAttachToEveryRow) {
   StatusOr<Batch> b = BuildScoreBatch(*r, config.model(), 3);
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(b->event_times_ms, (std::vector<int64_t>{1700000000000, 1700000000000}));
-  EXPECT_EQ(b->behaviour_offsets, (std::vector<int32_t>{0, 1, 2}));
-  EXPECT_EQ(b->behaviours, (std::vector<store::Behaviour>{expected[1], expected[1]}));
+  // One copy of the history, shared by both rows.
+  EXPECT_EQ(b->behaviour_offsets, (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(b->behaviour_history, (std::vector<int32_t>{0, 0}));
+  EXPECT_EQ(b->behaviours, (std::vector<store::Behaviour>{expected[1]}));
+  EXPECT_TRUE(BehavioursDescribed(*b));
 }
 
 TEST(ScoreRequestTest, BadHistoriesNameTheField) {

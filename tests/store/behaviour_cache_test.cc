@@ -144,6 +144,46 @@ TEST_F(BehaviourCacheTest, RestartKeepsTheCacheAndItsSequence) {
   EXPECT_EQ(cache.Read(1)->back().item_id, 13u);
 }
 
+// The learner's staged appends: read on top of the committed history (trimmed as one
+// history), moved into it by QueueCommit's batch, dropped by QueueDropStaged's.
+TEST_F(BehaviourCacheTest, StagedAppendsReadOnTopCommitAndDrop) {
+  auto db = Open(/*max_len=*/5);
+  BehaviourCache committed(db.get(), 5), staged(db.get(), 5, /*staged=*/true);
+  ASSERT_TRUE(committed.Append(1, Range(100, 3, 0)).ok());
+  ASSERT_TRUE(staged.Append(1, Range(200, 4, 100)).ok());  // over max_len together
+  ASSERT_TRUE(staged.Append(2, Range(300, 2, 0)).ok());    // nothing committed yet
+  std::vector<Behaviour> one = Range(100, 3, 0), four = Range(200, 4, 100);
+  one.insert(one.end(), four.begin(), four.end());
+  const std::vector<Behaviour> user1(one.end() - 5, one.end());
+  for (const BehaviourCache* c : {&committed, &staged}) {
+    auto both = c->MultiRead({1, 2, 3});
+    ASSERT_TRUE(both.ok()) << both.status();
+    EXPECT_EQ((*both)[0], user1);
+    EXPECT_EQ((*both)[1], Range(300, 2, 0));
+    EXPECT_TRUE((*both)[2].empty());
+  }
+  // A dropped stage leaves the committed history as it was.
+  WriteBatch drop;
+  staged.QueueDropStaged(&drop);
+  ASSERT_TRUE(db->Write(drop).ok());
+  EXPECT_EQ(*staged.Read(1), Range(100, 3, 0));
+  EXPECT_TRUE(staged.Read(2)->empty());
+  // A committed stage reads the same as before the commit, and nothing stays staged.
+  ASSERT_TRUE(staged.Append(1, Range(200, 4, 100)).ok());
+  ASSERT_TRUE(staged.Append(2, Range(300, 2, 0)).ok());
+  WriteBatch commit;
+  ASSERT_TRUE(staged.QueueCommit(&commit).ok());
+  ASSERT_TRUE(db->Write(commit).ok());
+  EXPECT_EQ(*staged.Read(1), user1);
+  EXPECT_EQ(*staged.Read(2), Range(300, 2, 0));
+  int left = 0;
+  ASSERT_TRUE(db->ScanPrefix(kBehaviourStagedFamily, "", [&](std::string_view, std::string_view) {
+    ++left;
+    return true;
+  }).ok());
+  EXPECT_EQ(left, 0);
+}
+
 TEST_F(BehaviourCacheTest, KeysAreFixedWidthBigEndian) {
   EXPECT_EQ(BehaviourCache::Key(1).size(), 9u);
   EXPECT_LT(BehaviourCache::Key(255), BehaviourCache::Key(256));  // byte order = numeric order

@@ -230,9 +230,24 @@ TEST_F(TwinCycleTest, HistoriesFlowThroughTheCacheIntoTraining) {
   const std::string text = metrics.Render();
   EXPECT_NE(text.find("freshet_learner_twin_consistency"), std::string::npos);
   EXPECT_NE(text.find("freshet_store_projection_lookups_total{result=\"hit\"}"), std::string::npos);
-  // Restoring state drops projections of the discarded weights.
-  ASSERT_TRUE((*trainer_)->LoadState((*trainer_)->SaveState()).ok());
-  EXPECT_EQ((*trainer_)->model().projection_cache()->size(), 0);
+  // Restoring state keeps exactly the projections GSU would still serve: none stamped
+  // by weights the restore discards (a later version), none due for a refresh.
+  store::ProjectionCache* cache = (*trainer_)->model().projection_cache();
+  const int64_t now = (*trainer_)->steps();
+  const uint64_t future = 1ull << 40, old = future + 1;
+  std::vector<float> row(cache->width(), 0.5f), out(cache->width());
+  cache->Put(future, now + 3, row.data());
+  cache->Put(old, now - 1000, row.data());
+  const int64_t before = cache->size();
+  const std::string saved = (*trainer_)->SaveState();
+  ASSERT_TRUE((*trainer_)->LoadState(saved).ok());
+  EXPECT_GT(cache->size(), 0);
+  EXPECT_LE(cache->size(), before - 2);
+  EXPECT_EQ(cache->Get(future, now, out.data()), store::ProjectionCache::Result::kMiss);
+  EXPECT_EQ(cache->Get(old, now, out.data()), store::ProjectionCache::Result::kMiss);
+  EXPECT_TRUE((*trainer_)->SaveState() == saved) << "save → load → save is not the identity";
+  // A state cut short inside the projections is refused.
+  EXPECT_EQ((*trainer_)->LoadState(saved.substr(0, saved.size() - 3)).code(), StatusCode::kDataLoss);
 }
 
 // Clicks follow the user's taste, and nothing but the history tells the model who
