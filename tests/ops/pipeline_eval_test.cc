@@ -233,9 +233,12 @@ TEST(PipelineEvalTest, ReplayThroughIngestAndLearnerMatchesEval) {
       EXPECT_NEAR(online.mse, same_order.metrics[t].mse, 1e-6) << online.task;
     }
     if (window_ms != kDefaultWindowMs) continue;  // a sizing run studies the window effect
-    // 2: no label is late, so the same observed rows and positives per task.
-    EXPECT_EQ(online.count, eval.count) << online.task;
-    EXPECT_EQ(online.positives, eval.positives) << online.task;
+    // 2: no label is late, so the same observed rows and positives per task (with one
+    //    partition the trained rows are the log's first ones, as eval's).
+    if (partitions == 1) {
+      EXPECT_EQ(online.count, eval.count) << online.task;
+      EXPECT_EQ(online.positives, eval.positives) << online.task;
+    }
     // 3: within noise of freshet eval.
     if (!online.regression) {
       EXPECT_LE(std::fabs(online.auc - mean), 3 * sd + 0.01) << online.task;
