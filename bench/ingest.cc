@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "bench/bench_util.h"
+#include "bench/sim_events.h"
 #include "common/json.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -62,17 +63,10 @@ int main(int argc, char** argv) {
   freshet::SetMinLogLevel(freshet::LogLevel::kWarning);
   freshet::FreshetConfig config = freshet::ops::DefaultConfig();
 
-  // Events: n impressions at 10k/s and all their labels, ending well before now (the
-  // decoder rejects event times in the future) with room for the longest window.
-  const int64_t now = freshet::Clock::Real()->NowMs();
-  const int64_t span_ms = n / 10 + 3'600'000;
-  const int64_t start = now - span_ms - 600'000;
-  freshet::SimulatorConfig sc = config.simulator();
-  sc.set_max_impressions(n);
-  sc.set_impressions_per_second(10'000);
+  // Events: n impressions at 10k/s and all their labels (bench/sim_events.h).
   Collector events;
-  freshet::ops::TrafficSimulator sim(sc, start);
-  if (Status s = sim.AdvanceTo(start + span_ms, &events); !s.ok()) return Fail("bench_ingest", s);
+  int64_t now = 0;
+  if (Status s = freshet::bench::GenerateSimEvents(config, n, &events, &now); !s.ok()) return Fail("bench_ingest", s);
   const size_t impressions = events.impressions.size();
   const size_t total = impressions + events.labels.size() + 2 * kPartitions;
   std::printf("generated impressions=%zu labels=%zu (+%d flush events)\n", impressions, events.labels.size(),
@@ -84,17 +78,9 @@ int main(int argc, char** argv) {
     if (Status s = (*kafka)->CreateTopic(t, kPartitions); !s.ok()) return Fail("bench_ingest", s);
   }
   {
-    freshet::ingest::KafkaProducer::Options popt;
-    popt.bootstrap_servers = (*kafka)->bootstrap();
-    auto producer = freshet::ingest::KafkaProducer::Create(popt);
-    if (!producer.ok()) return Fail("bench_ingest", producer.status());
     auto t_fill = Steady::now();
-    for (auto& [k, v] : events.impressions) if (Status s = (*producer)->Produce("impressions", k, v); !s.ok()) return Fail("bench_ingest", s);
-    for (auto& [k, v] : events.labels) if (Status s = (*producer)->Produce("labels", k, v); !s.ok()) return Fail("bench_ingest", s);
-    if (Status s = (*producer)->Flush(120'000); !s.ok()) return Fail("bench_ingest", s);
-    // Close every window so each impression yields its sample within the run.
-    freshet::KafkaConfig topics = config.kafka();
-    if (Status s = freshet::ingest::ProduceWatermarkFlush(producer->get(), topics, kPartitions, now - 60'000); !s.ok()) {
+    if (Status s = freshet::bench::PrefillEvents((*kafka)->bootstrap(), config.kafka(), kPartitions, events, now);
+        !s.ok()) {
       return Fail("bench_ingest", s);
     }
     std::printf("pre-filled %zu events in %.2fs\n", total, Seconds(t_fill));
