@@ -122,7 +122,7 @@ void Joiner::Process(const KafkaMessage& m) {
     Rejection r = DecodeImpression(m.key, m.value, limits, &imp);
     if (!r.ok()) return DeadLetter(m, r.reason, r.detail);
     probe_->Event(true);
-    join->AddImpression(imp, &out);
+    join->AddImpression(std::move(imp), &out);
   } else {
     Label label;
     Rejection r = DecodeLabel(m.key, m.value, limits, &label);

@@ -65,17 +65,23 @@ void PartitionJoin::SetConsumed(bool impressions_topic, int64_t next_offset) {
 }
 
 void PartitionJoin::AddImpression(const Impression& imp, std::vector<Sample>* out) {
-  ObserveTime(imp.event_time_ms(), true);
-  const std::string& rid = imp.request_id();
-  auto [it, inserted] = records_.try_emplace(rid);
+  AddImpression(Impression(imp), out);
+}
+
+void PartitionJoin::AddImpression(Impression&& imp, std::vector<Sample>* out) {
+  const int64_t event_time = imp.event_time_ms();
+  ObserveTime(event_time, true);
+  auto [it, inserted] = records_.try_emplace(imp.request_id());
   if (!inserted) {
     probe_->DuplicateImpression();
     Advance(out);
     return;
   }
+  // The map's key: stable until the record is forgotten, which only Advance below does.
+  const std::string& rid = it->first;
   JoinRecord& rec = it->second;
-  *rec.mutable_impression() = imp;
-  close_queue_.emplace(imp.event_time_ms() + rules_->max_window_ms(), rid);
+  *rec.mutable_impression() = std::move(imp);  // the features move, no copy
+  close_queue_.emplace(event_time + rules_->max_window_ms(), rid);
   dirty_records_.insert(rid);
   if (policy_ == POLICY_IMMEDIATE) EmitMain(rid, &rec, out);
   auto orphan = orphans_.find(rid);

@@ -57,6 +57,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -100,6 +101,7 @@ class PartitionJoin {
   // REQUIRES: the event passed validation (ids set, finite values, known kind).
   // Appends emitted samples to `out`.
   void AddImpression(const Impression& impression, std::vector<Sample>* out);
+  void AddImpression(Impression&& impression, std::vector<Sample>* out);  // takes the features over
   void AddLabel(const Label& label, std::vector<Sample>* out);
 
   // Emits windows the watermark has closed, expires orphans past their TTL and
