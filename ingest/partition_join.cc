@@ -201,7 +201,8 @@ bool PartitionJoin::InSpace(int t, const TaskValues& v) const {
   return req < 0 || (v.positive >> req & 1);
 }
 
-Sample PartitionJoin::BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin) const {
+Sample PartitionJoin::BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
+                                 bool copy_features) const {
   const Impression& imp = rec.impression();
   Sample s;
   s.set_sample_id(sample_id);
@@ -210,8 +211,10 @@ Sample PartitionJoin::BaseSample(const JoinRecord& rec, const std::string& sampl
   s.set_item_id(imp.item_id());
   s.set_event_time_ms(imp.event_time_ms());
   s.set_emit_time_ms(clock_->NowMs());
-  *s.mutable_sparse() = imp.sparse();
-  *s.mutable_dense() = imp.dense();
+  if (copy_features) {
+    *s.mutable_sparse() = imp.sparse();
+    *s.mutable_dense() = imp.dense();
+  }
   const int n = rules_->size();
   s.mutable_label()->Resize(n, 0.0f);
   s.mutable_mask()->Resize(n, false);
@@ -236,7 +239,13 @@ void PartitionJoin::EmitMain(const std::string& rid, JoinRecord* rec, std::vecto
     Emit(std::move(s), out);
   } else {
     const TaskValues v = Evaluate(*rec, /*include_late=*/false);
-    Sample s = BaseSample(*rec, rid, ORIGIN_WINDOW_CLOSED);
+    // Under wait this is the features' last use (CloseWindow clears them next): move them.
+    const bool last_use = policy_ == POLICY_WAIT;
+    Sample s = BaseSample(*rec, rid, ORIGIN_WINDOW_CLOSED, /*copy_features=*/!last_use);
+    if (last_use) {
+      s.mutable_sparse()->Swap(rec->mutable_impression()->mutable_sparse());
+      s.mutable_dense()->Swap(rec->mutable_impression()->mutable_dense());
+    }
     uint64_t positive = 0;
     for (int t = 0; t < n; ++t) {
       const bool mask = (v.observed >> t & 1) && InSpace(t, v);

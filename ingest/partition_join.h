@@ -158,7 +158,8 @@ class PartitionJoin {
   };
   TaskValues Evaluate(const JoinRecord& rec, bool include_late) const;
   bool InSpace(int t, const TaskValues& v) const;
-  Sample BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin) const;
+  Sample BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
+                    bool copy_features = true) const;
   void EmitMain(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out);
   void EmitDuplicates(const std::string& rid, JoinRecord* rec, bool include_late, std::vector<Sample>* out);
   void Emit(Sample sample, std::vector<Sample>* out);
