@@ -65,22 +65,19 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
     entries_since_snapshot_ = 0;
     legacy_keys_ = false;
   } else {
-    for (const std::string& rid : dirty_records_) {
-      auto it = records_.find(rid);
-      if (it == records_.end()) {
-        segments.Add(JoinLogEntry::kRecordDeleted, rid, nullptr);
-      } else {
-        segments.Add(JoinLogEntry::kRecord, rid, &it->second);
+    // Each changed id: its current value, or a deletion when it is gone.
+    auto log_changes = [&](const auto& dirty, const auto& live, JoinLogEntry put, JoinLogEntry deleted) {
+      for (const std::string& rid : dirty) {
+        auto it = live.find(rid);
+        if (it == live.end()) {
+          segments.Add(deleted, rid, nullptr);
+        } else {
+          segments.Add(put, rid, &it->second);
+        }
       }
-    }
-    for (const std::string& rid : dirty_orphans_) {
-      auto it = orphans_.find(rid);
-      if (it == orphans_.end()) {
-        segments.Add(JoinLogEntry::kOrphansDeleted, rid, nullptr);
-      } else {
-        segments.Add(JoinLogEntry::kOrphans, rid, &it->second);
-      }
-    }
+    };
+    log_changes(dirty_records_, records_, JoinLogEntry::kRecord, JoinLogEntry::kRecordDeleted);
+    log_changes(dirty_orphans_, orphans_, JoinLogEntry::kOrphans, JoinLogEntry::kOrphansDeleted);
     segments.Finish();
   }
   PartitionMeta meta;
