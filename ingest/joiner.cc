@@ -122,7 +122,7 @@ void Joiner::Process(const KafkaMessage& m) {
     Rejection r = DecodeImpression(m.key, m.value, limits, &imp);
     if (!r.ok()) return DeadLetter(m, r.reason, r.detail);
     probe_->Event(true);
-    join->AddImpression(imp, &out);
+    join->AddImpression(std::move(imp), &out);
   } else {
     Label label;
     Rejection r = DecodeLabel(m.key, m.value, limits, &label);
@@ -253,8 +253,12 @@ Status Joiner::CheckpointPartitions(const std::vector<int32_t>* only, bool drop)
     }
   }
   checkpoints_.fetch_add(1);
+  checkpoint_records_.fetch_add(records);
+  checkpoint_bytes_.fetch_add(batch.bytes());
   last_checkpoint_ms_ = clock_->NowMs();
-  probe_->Checkpoint((clock_->MonotonicUs() - t0) / 1e6);
+  const int64_t took_us = clock_->MonotonicUs() - t0;
+  checkpoint_us_.fetch_add(static_cast<uint64_t>(took_us));
+  probe_->Checkpoint(took_us / 1e6);
   if (drop) {
     for (int32_t p : *only) {
       partitions_.erase(p);
@@ -291,6 +295,7 @@ void Joiner::OnAssign(std::vector<TopicPartitionOffset>* tps) {
     const int64_t stored = slot->next_offset(tp.topic == kc.impressions_topic());
     if (stored >= 0) tp.offset = stored;  // resume exactly where the stored state ends
   }
+  assigned_us_.store(clock_->MonotonicUs());
 }
 
 void Joiner::OnRevoke(const std::vector<TopicPartitionOffset>& tps) {
@@ -371,7 +376,8 @@ Status Joiner::Ready() const {
 }
 
 Joiner::Stats Joiner::stats() const {
-  return {events_.load(), samples_.load(), deadletters_.load(), checkpoints_.load()};
+  return {events_.load(),           samples_.load(),          deadletters_.load(), checkpoints_.load(),
+          checkpoint_records_.load(), checkpoint_bytes_.load(), checkpoint_us_.load(), assigned_us_.load()};
 }
 
 std::string Joiner::StatusJson() const {

@@ -62,6 +62,10 @@ class Joiner {
     uint64_t samples = 0;
     uint64_t deadletters = 0;
     uint64_t checkpoints = 0;
+    uint64_t checkpoint_records = 0;  // join records and orphan entries written or deleted
+    uint64_t checkpoint_bytes = 0;    // keys + values of those writes
+    uint64_t checkpoint_us = 0;       // time spent in checkpoints (flush + serialize + write)
+    int64_t assigned_us = 0;          // clock MonotonicUs of the latest assignment; 0 = none yet
   };
 
   // The column families the store must be opened with.
@@ -128,6 +132,8 @@ class Joiner {
   bool started_ = false;
   bool stopped_ = false;
   std::atomic<uint64_t> events_{0}, samples_{0}, deadletters_{0}, checkpoints_{0};
+  std::atomic<uint64_t> checkpoint_records_{0}, checkpoint_bytes_{0}, checkpoint_us_{0};
+  std::atomic<int64_t> assigned_us_{0};
 };
 
 }  // namespace freshet::ingest

@@ -4,19 +4,9 @@
 
 #include <algorithm>
 
-#include "store/kv_store.h"
-
 namespace freshet::ingest {
 namespace {
 
-std::string PartitionPrefix(int32_t partition) {
-  const uint32_t p = static_cast<uint32_t>(partition);
-  return std::string{static_cast<char>(p >> 24), static_cast<char>(p >> 16), static_cast<char>(p >> 8),
-                     static_cast<char>(p)};
-}
-
-constexpr char kRecordType = 'r';
-constexpr char kOrphanType = 'o';
 constexpr int kKinds = LabelKind_MAX + 1;
 
 bool SameLabel(const Label& a, const Label& b) {
@@ -24,14 +14,6 @@ bool SameLabel(const Label& a, const Label& b) {
 }
 
 }  // namespace
-
-std::string JoinRecordKey(int32_t partition, std::string_view rid) {
-  return PartitionPrefix(partition) + kRecordType + std::string(rid);
-}
-std::string OrphanKey(int32_t partition, std::string_view rid) {
-  return PartitionPrefix(partition) + kOrphanType + std::string(rid);
-}
-std::string PartitionMetaKey(int32_t partition) { return PartitionPrefix(partition); }
 
 PartitionJoin::PartitionJoin(int32_t partition, const TaskRules* rules, const IngestConfig& config,
                              IngestProbe* probe, Clock* clock)
@@ -83,17 +65,23 @@ void PartitionJoin::SetConsumed(bool impressions_topic, int64_t next_offset) {
 }
 
 void PartitionJoin::AddImpression(const Impression& imp, std::vector<Sample>* out) {
-  ObserveTime(imp.event_time_ms(), true);
-  const std::string& rid = imp.request_id();
-  auto [it, inserted] = records_.try_emplace(rid);
+  AddImpression(Impression(imp), out);
+}
+
+void PartitionJoin::AddImpression(Impression&& imp, std::vector<Sample>* out) {
+  const int64_t event_time = imp.event_time_ms();
+  ObserveTime(event_time, true);
+  auto [it, inserted] = records_.try_emplace(imp.request_id());
   if (!inserted) {
     probe_->DuplicateImpression();
     Advance(out);
     return;
   }
+  // The map's key: stable until the record is forgotten, which only Advance below does.
+  const std::string& rid = it->first;
   JoinRecord& rec = it->second;
-  *rec.mutable_impression() = imp;
-  close_queue_.emplace(imp.event_time_ms() + rules_->max_window_ms(), rid);
+  *rec.mutable_impression() = std::move(imp);  // the features move, no copy
+  close_queue_.emplace(event_time + rules_->max_window_ms(), rid);
   dirty_records_.insert(rid);
   if (policy_ == POLICY_IMMEDIATE) EmitMain(rid, &rec, out);
   auto orphan = orphans_.find(rid);
@@ -213,7 +201,8 @@ bool PartitionJoin::InSpace(int t, const TaskValues& v) const {
   return req < 0 || (v.positive >> req & 1);
 }
 
-Sample PartitionJoin::BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin) const {
+Sample PartitionJoin::BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
+                                 bool copy_features) const {
   const Impression& imp = rec.impression();
   Sample s;
   s.set_sample_id(sample_id);
@@ -222,8 +211,10 @@ Sample PartitionJoin::BaseSample(const JoinRecord& rec, const std::string& sampl
   s.set_item_id(imp.item_id());
   s.set_event_time_ms(imp.event_time_ms());
   s.set_emit_time_ms(clock_->NowMs());
-  *s.mutable_sparse() = imp.sparse();
-  *s.mutable_dense() = imp.dense();
+  if (copy_features) {
+    *s.mutable_sparse() = imp.sparse();
+    *s.mutable_dense() = imp.dense();
+  }
   const int n = rules_->size();
   s.mutable_label()->Resize(n, 0.0f);
   s.mutable_mask()->Resize(n, false);
@@ -248,7 +239,13 @@ void PartitionJoin::EmitMain(const std::string& rid, JoinRecord* rec, std::vecto
     Emit(std::move(s), out);
   } else {
     const TaskValues v = Evaluate(*rec, /*include_late=*/false);
-    Sample s = BaseSample(*rec, rid, ORIGIN_WINDOW_CLOSED);
+    // Under wait this is the features' last use (CloseWindow clears them next): move them.
+    const bool last_use = policy_ == POLICY_WAIT;
+    Sample s = BaseSample(*rec, rid, ORIGIN_WINDOW_CLOSED, /*copy_features=*/!last_use);
+    if (last_use) {
+      s.mutable_sparse()->Swap(rec->mutable_impression()->mutable_sparse());
+      s.mutable_dense()->Swap(rec->mutable_impression()->mutable_dense());
+    }
     uint64_t positive = 0;
     for (int t = 0; t < n; ++t) {
       const bool mask = (v.observed >> t & 1) && InSpace(t, v);
@@ -369,108 +366,6 @@ bool PartitionJoin::BelowResumeRecords() const {
 }
 bool PartitionJoin::BelowResumeOrphans() const {
   return static_cast<double>(orphan_count_) < 0.9 * static_cast<double>(config_.max_orphans_per_partition());
-}
-
-size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const std::string& labels_topic,
-                                     store::WriteBatch* batch) {
-  size_t n = dirty_records_.size() + dirty_orphans_.size();
-  std::string buf;
-  for (const std::string& rid : dirty_records_) {
-    auto it = records_.find(rid);
-    if (it == records_.end()) {
-      batch->Delete(kRecordFamily, JoinRecordKey(partition_, rid));
-    } else {
-      it->second.SerializeToString(&buf);
-      batch->Put(kRecordFamily, JoinRecordKey(partition_, rid), buf);
-    }
-  }
-  for (const std::string& rid : dirty_orphans_) {
-    auto it = orphans_.find(rid);
-    if (it == orphans_.end()) {
-      batch->Delete(kRecordFamily, OrphanKey(partition_, rid));
-    } else {
-      it->second.SerializeToString(&buf);
-      batch->Put(kRecordFamily, OrphanKey(partition_, rid), buf);
-    }
-  }
-  PartitionMeta meta;
-  meta.set_max_event_time_ms(max_time_[0]);
-  meta.set_max_label_time_ms(max_time_[1]);
-  meta.set_watermark_ms(watermark_);
-  meta.set_impressions_topic(impressions_topic);
-  meta.set_impressions_offset(imp_offset_);
-  meta.set_labels_topic(labels_topic);
-  meta.set_labels_offset(label_offset_);
-  meta.set_task_layout(rules_->layout());
-  meta.set_policy(policy_);
-  meta.SerializeToString(&buf);
-  batch->Put(kMetaFamily, PartitionMetaKey(partition_), buf);
-  dirty_records_.clear();
-  dirty_orphans_.clear();
-  meta_dirty_ = false;
-  return n;
-}
-
-void PartitionJoin::RestoreQueues(const std::string& rid, const JoinRecord& rec) {
-  const int64_t close = rec.impression().event_time_ms() + rules_->max_window_ms();
-  if (rec.closed()) {
-    drop_queue_.emplace(close + config_.correction_horizon_ms(), rid);
-  } else {
-    close_queue_.emplace(close, rid);
-  }
-}
-
-StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStore& store, int32_t partition,
-                                                               const TaskRules* rules, const IngestConfig& config,
-                                                               IngestProbe* probe, Clock* clock) {
-  auto join = std::make_unique<PartitionJoin>(partition, rules, config, probe, clock);
-  ASSIGN_OR_RETURN(std::optional<std::string> meta_bytes, store.Get(kMetaFamily, PartitionMetaKey(partition)));
-  if (meta_bytes) {
-    PartitionMeta meta;
-    if (!meta.ParseFromString(*meta_bytes)) {
-      return DataLossError("join state meta of partition " + std::to_string(partition) + " in " + store.path() +
-                           " is corrupt; remove the directory to rebuild from Kafka");
-    }
-    if (meta.task_layout() != rules->layout() || meta.policy() != config.policy()) {
-      return FailedPreconditionError(
-          "join state of partition " + std::to_string(partition) + " in " + store.path() +
-          " was built for another task list or label policy; restore that config, or remove the directory "
-          "(the joiner then starts from the group's committed offsets with empty state)");
-    }
-    join->max_time_[0] = meta.max_event_time_ms();
-    join->max_time_[1] = meta.max_label_time_ms();
-    join->watermark_ = meta.watermark_ms();
-    join->last_seen_ms_[0] = join->last_seen_ms_[1] = clock->NowMs();
-    join->imp_offset_ = meta.impressions_offset();
-    join->label_offset_ = meta.labels_offset();
-  }
-  Status parse_error;
-  const std::string prefix = PartitionPrefix(partition);
-  RETURN_IF_ERROR(store.ScanPrefix(kRecordFamily, prefix, [&](std::string_view key, std::string_view value) {
-    if (key.size() <= prefix.size()) return true;
-    const std::string rid(key.substr(prefix.size() + 1));
-    if (key[prefix.size()] == kRecordType) {
-      JoinRecord rec;
-      if (!rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-        parse_error = DataLossError("join record " + rid + " in " + store.path() + " is corrupt");
-        return false;
-      }
-      join->RestoreQueues(rid, rec);
-      join->records_.emplace(rid, std::move(rec));
-    } else if (key[prefix.size()] == kOrphanType) {
-      OrphanLabels o;
-      if (!o.ParseFromArray(value.data(), static_cast<int>(value.size())) || o.labels_size() == 0) {
-        parse_error = DataLossError("orphan labels " + rid + " in " + store.path() + " are corrupt");
-        return false;
-      }
-      join->orphan_queue_.emplace(o.labels(0).event_time_ms() + config.orphan_ttl_ms(), rid);
-      join->orphan_count_ += o.labels_size();
-      join->orphans_.emplace(rid, std::move(o));
-    }
-    return true;
-  }));
-  RETURN_IF_ERROR(parse_error);
-  return join;
 }
 
 }  // namespace freshet::ingest

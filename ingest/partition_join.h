@@ -57,6 +57,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -65,6 +66,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "ingest/ingest_probe.h"
+#include "ingest/join_log.h"
 #include "ingest/join_state.pb.h"
 #include "ingest/task_rules.h"
 #include "schemas/config.pb.h"
@@ -99,6 +101,7 @@ class PartitionJoin {
   // REQUIRES: the event passed validation (ids set, finite values, known kind).
   // Appends emitted samples to `out`.
   void AddImpression(const Impression& impression, std::vector<Sample>* out);
+  void AddImpression(Impression&& impression, std::vector<Sample>* out);  // takes the features over
   void AddLabel(const Label& label, std::vector<Sample>* out);
 
   // Emits windows the watermark has closed, expires orphans past their TTL and
@@ -118,9 +121,14 @@ class PartitionJoin {
   int64_t next_offset(bool impressions_topic) const { return impressions_topic ? imp_offset_ : label_offset_; }
 
   // Adds every record changed since the last call, plus the partition's meta (offsets,
-  // watermark), to `batch`. Returns the number of changed records.
+  // watermark), to `batch`: as one changelog segment, or as a snapshot of the whole
+  // state once the log since the last one holds more than twice the live entries plus
+  // the snapshot minimum (ingest/join_log.h). Returns the number of changed records.
   size_t CollectChanges(const std::string& impressions_topic, const std::string& labels_topic,
                         store::WriteBatch* batch);
+  // Snapshot no earlier than after this many changed entries (default 65536; tests
+  // lower it to exercise snapshots).
+  void SetSnapshotMinEntries(size_t n);
   bool dirty() const { return !dirty_records_.empty() || !dirty_orphans_.empty() || meta_dirty_; }
 
   int32_t partition() const { return partition_; }
@@ -150,11 +158,14 @@ class PartitionJoin {
   };
   TaskValues Evaluate(const JoinRecord& rec, bool include_late) const;
   bool InSpace(int t, const TaskValues& v) const;
-  Sample BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin) const;
+  Sample BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
+                    bool copy_features = true) const;
   void EmitMain(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out);
   void EmitDuplicates(const std::string& rid, JoinRecord* rec, bool include_late, std::vector<Sample>* out);
   void Emit(Sample sample, std::vector<Sample>* out);
   void RestoreQueues(const std::string& rid, const JoinRecord& rec);
+  // Load: applies one changelog entry; false when its payload does not parse.
+  bool ApplyStoredEntry(JoinLogEntry type, std::string_view id, std::string_view payload);
 
   const int32_t partition_;
   const TaskRules* rules_;
@@ -177,11 +188,15 @@ class PartitionJoin {
   std::unordered_set<std::string> dirty_records_;
   std::unordered_set<std::string> dirty_orphans_;
   bool meta_dirty_ = false;
+  // Changelog position (ingest/join_log.h): live segments are [log_first_seq_, log_next_seq_).
+  uint64_t log_first_seq_ = 0;
+  uint64_t log_next_seq_ = 0;
+  size_t entries_since_snapshot_ = 0;  // entries written (or replayed) after the newest snapshot
+  size_t snapshot_min_entries_ = 65536;
+  bool legacy_keys_ = false;  // loaded per-record keys of the older layout: snapshot next
 };
 
-// Store keys, exposed for tests: 4-byte big-endian partition, a type byte, the id.
-std::string JoinRecordKey(int32_t partition, std::string_view request_id);
-std::string OrphanKey(int32_t partition, std::string_view request_id);
+// The key of a partition's PartitionMeta (4-byte big-endian partition).
 std::string PartitionMetaKey(int32_t partition);
 
 }  // namespace freshet::ingest

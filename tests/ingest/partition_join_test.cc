@@ -1,6 +1,7 @@
 // PartitionJoin unit tests with a fake clock and in-memory events: window close,
 // masks and sample spaces, per-task windows, late labels, the three policies,
-// orphans (TTL, bound), duplicates, out-of-order events, state save/restore.
+// orphans (TTL, bound), duplicates, out-of-order events, state save/restore
+// (changelog segments, snapshots, the older per-record layout, corruption).
 #include "ingest/partition_join.h"
 
 #include <gtest/gtest.h>
@@ -410,6 +411,12 @@ class JoinStoreTest : public JoinTest {
     join_->CollectChanges("imp", "lab", &b);
     ASSERT_TRUE(store_->Write(b).ok());
   }
+  // Partition 0 as loaded from the store now.
+  std::unique_ptr<PartitionJoin> Reload() {
+    auto loaded = PartitionJoin::Load(*store_, 0, rules_.get(), config_.ingest(), probe_.get(), &clock_);
+    EXPECT_TRUE(loaded.ok()) << loaded.status();
+    return loaded.ok() ? std::move(loaded).value() : nullptr;
+  }
   std::filesystem::path dir_;
   std::unique_ptr<store::KvStore> store_;
 };
@@ -475,14 +482,156 @@ TEST_F(JoinStoreTest, LoadRefusesStateOfAnotherTaskLayout) {
   EXPECT_EQ((*empty)->next_offset(true), -1);
 }
 
-TEST_F(JoinStoreTest, ForgottenRecordsAreDeletedFromTheStore) {
+TEST_F(JoinStoreTest, ForgottenRecordsAreGoneAfterReload) {
   Make(POLICY_WAIT, [](FreshetConfig* c) { c->mutable_ingest()->set_correction_horizon_ms(0); });
   join_->AddImpression(Imp("a", T), &out_);
   Save();
-  EXPECT_TRUE(store_->Get(PartitionJoin::kRecordFamily, JoinRecordKey(0, "a"))->has_value());
-  Tick(T + 31000);
+  EXPECT_EQ(Reload()->open_records(), 1u);
+  Tick(T + 31000);  // closes and forgets "a" (the tick impression stays open)
   Save();
-  EXPECT_FALSE(store_->Get(PartitionJoin::kRecordFamily, JoinRecordKey(0, "a"))->has_value());
+  auto loaded = Reload();
+  EXPECT_EQ(loaded->open_records(), 1u);
+  EXPECT_EQ(loaded->closed_records(), 0u);
+}
+
+// Count of changelog segments stored for partition 0.
+size_t SegmentCount(const store::KvStore& store) {
+  size_t n = 0;
+  const std::string prefix = JoinPartitionPrefix(0);
+  Status s = store.ScanPrefix(PartitionJoin::kRecordFamily, prefix, [&](std::string_view key, std::string_view) {
+    n += JoinLogSegmentSeq(prefix, key) >= 0;
+    return true;
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return n;
+}
+
+TEST_F(JoinStoreTest, SnapshotsBoundTheChangelogAndKeepTheState) {
+  for (LabelPolicy policy : {POLICY_WAIT, POLICY_WAIT_CORRECT, POLICY_IMMEDIATE}) {
+    SCOPED_TRACE(PolicyLabel(policy));
+    // 60 rounds of an impression, its click and an orphan, one checkpoint each; the
+    // watermark closes and forgets older records as it goes.
+    auto feed = [&](PartitionJoin* j, int from, int to) {
+      for (int i = from; i < to; ++i) {
+        const int64_t t = T + i * 2000;
+        j->AddImpression(Imp("r" + std::to_string(i), t), &out_);
+        j->AddLabel(Lab("r" + std::to_string(i), LABEL_CLICK, t + 500), &out_);
+        j->AddLabel(Lab("o" + std::to_string(i), LABEL_LIKE, t + 700), &out_);
+      }
+    };
+    auto short_memory = [](FreshetConfig* c) {  // so records and orphans are forgotten within the run
+      c->mutable_ingest()->set_correction_horizon_ms(4000);
+      c->mutable_ingest()->set_orphan_ttl_ms(6000);
+    };
+    Make(policy, short_memory);
+    feed(join_.get(), 0, 60);
+    const auto reference = Canonical(out_);
+    const size_t open = join_->open_records(), closed = join_->closed_records(), orphans = join_->orphan_labels();
+
+    std::filesystem::remove_all(dir_);
+    store_.reset();
+    SetUp();
+    out_.clear();
+    Make(policy, short_memory);
+    join_->SetSnapshotMinEntries(8);
+    size_t most_segments = 0;
+    for (int round = 0; round < 60; ++round) {
+      feed(join_.get(), round, round + 1);
+      Save();
+      most_segments = std::max(most_segments, SegmentCount(*store_));
+      if (round % 20 == 19) {  // restart from the store now and then
+        join_ = Reload();
+        join_->SetSnapshotMinEntries(8);
+      }
+    }
+    EXPECT_EQ(Canonical(out_), reference);
+    auto loaded = Reload();
+    EXPECT_EQ(loaded->open_records(), open);
+    EXPECT_EQ(loaded->closed_records(), closed);
+    EXPECT_EQ(loaded->orphan_labels(), orphans);
+    // Without snapshots there would be one segment per checkpoint (60).
+    EXPECT_LT(most_segments, 20u);
+    out_.clear();
+  }
+}
+
+TEST_F(JoinStoreTest, LoadsPerRecordKeysOfTheOlderLayoutAndReplacesThem) {
+  Make(POLICY_WAIT);
+  const std::string prefix = JoinPartitionPrefix(0);
+  JoinRecord rec;
+  *rec.mutable_impression() = Imp("a", T);
+  OrphanLabels orphans;
+  *orphans.add_labels() = Lab("b", LABEL_CLICK, T + 100);
+  PartitionMeta meta;
+  meta.set_task_layout(rules_->layout());
+  meta.set_policy(POLICY_WAIT);
+  meta.set_impressions_offset(5);
+  meta.set_labels_offset(6);
+  store::WriteBatch b;
+  b.Put(PartitionJoin::kRecordFamily, prefix + "ra", rec.SerializeAsString());
+  b.Put(PartitionJoin::kRecordFamily, prefix + "ob", orphans.SerializeAsString());
+  b.Put(PartitionJoin::kMetaFamily, PartitionMetaKey(0), meta.SerializeAsString());
+  ASSERT_TRUE(store_->Write(b).ok());
+
+  join_ = Reload();
+  EXPECT_EQ(join_->open_records(), 1u);
+  EXPECT_EQ(join_->orphan_labels(), 1u);
+  EXPECT_EQ(join_->next_offset(true), 5);
+  Save();  // rewritten as a snapshot; the old keys are gone
+  EXPECT_FALSE(store_->Get(PartitionJoin::kRecordFamily, prefix + "ra")->has_value());
+  EXPECT_FALSE(store_->Get(PartitionJoin::kRecordFamily, prefix + "ob")->has_value());
+  EXPECT_EQ(SegmentCount(*store_), 1u);
+  join_ = Reload();
+  EXPECT_EQ(join_->open_records(), 1u);
+  join_->AddImpression(Imp("b", T + 50), &out_);  // joins the orphan click
+  Tick(T + 40000);
+  const Sample* s = Find("b");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->label(0), 1.0f);
+  ASSERT_NE(Find("a"), nullptr);
+}
+
+TEST_F(JoinStoreTest, CorruptSegmentIsDataLossNamingTheStore) {
+  Make(POLICY_WAIT);
+  join_->AddImpression(Imp("a", T), &out_);
+  Save();
+  store::WriteBatch b;
+  b.Put(PartitionJoin::kRecordFamily, JoinLogSegmentKey(0, 0), std::string("r\x05ab", 4));  // id cut short
+  ASSERT_TRUE(store_->Write(b).ok());
+  auto loaded = PartitionJoin::Load(*store_, 0, rules_.get(), config_.ingest(), probe_.get(), &clock_);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(loaded.status().message().find(dir_.string()), std::string::npos);
+}
+
+TEST(JoinLogTest, EntriesRoundTripInOrder) {
+  std::string seg;
+  Label l = Lab("x", LABEL_LIKE, T);
+  OrphanLabels o;
+  *o.add_labels() = l;
+  const std::string long_id(300, 'q');  // a two-byte varint length
+  AppendJoinLogEntry(JoinLogEntry::kOrphans, "x", &o, &seg);
+  AppendJoinLogEntry(JoinLogEntry::kRecordDeleted, long_id, nullptr, &seg);
+  std::vector<std::pair<JoinLogEntry, std::string>> seen;
+  ASSERT_TRUE(ForEachJoinLogEntry(seg, "test", [&](JoinLogEntry t, std::string_view id, std::string_view payload) {
+                seen.emplace_back(t, std::string(id));
+                if (t == JoinLogEntry::kOrphans) {
+                  OrphanLabels back;
+                  EXPECT_TRUE(back.ParseFromArray(payload.data(), static_cast<int>(payload.size())));
+                  EXPECT_EQ(back.labels(0).kind(), LABEL_LIKE);
+                } else {
+                  EXPECT_TRUE(payload.empty());
+                }
+                return true;
+              }).ok());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], std::make_pair(JoinLogEntry::kOrphans, std::string("x")));
+  EXPECT_EQ(seen[1], std::make_pair(JoinLogEntry::kRecordDeleted, long_id));
+  EXPECT_EQ(ForEachJoinLogEntry(std::string_view(seg).substr(0, seg.size() - 3), "test",
+                                [](JoinLogEntry, std::string_view, std::string_view) { return true; }).code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(JoinLogSegmentSeq(JoinPartitionPrefix(3), JoinLogSegmentKey(3, 258)), 258);
+  EXPECT_EQ(JoinLogSegmentSeq(JoinPartitionPrefix(3), JoinLogSegmentKey(4, 258)), -1);
 }
 
 }  // namespace

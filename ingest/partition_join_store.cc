@@ -1,0 +1,201 @@
+// PartitionJoin's persistence: checkpoint changes as changelog segments with periodic
+// snapshots (ingest/join_log.h), and loading a partition back. See partition_join.h.
+#include <algorithm>
+
+#include "ingest/join_log.h"
+#include "ingest/partition_join.h"
+#include "store/kv_store.h"
+
+namespace freshet::ingest {
+namespace {
+
+// A segment is cut at about this size, so no single value grows without bound.
+constexpr size_t kSegmentBytes = size_t{4} << 20;
+
+// Appends entries to segments and puts each full segment into the batch.
+class SegmentWriter {
+ public:
+  SegmentWriter(int32_t partition, uint64_t* next_seq, store::WriteBatch* batch)
+      : partition_(partition), next_seq_(next_seq), batch_(batch) {
+    segment_.reserve(kSegmentBytes + (kSegmentBytes >> 4));  // no regrowth copies; untouched pages cost nothing
+  }
+  void Add(JoinLogEntry type, std::string_view id, const google::protobuf::MessageLite* payload) {
+    AppendJoinLogEntry(type, id, payload, &segment_);
+    if (segment_.size() >= kSegmentBytes) Finish();
+  }
+  void Finish() {
+    if (segment_.empty()) return;
+    batch_->Put(PartitionJoin::kRecordFamily, JoinLogSegmentKey(partition_, (*next_seq_)++), segment_);
+    segment_.clear();
+  }
+
+ private:
+  int32_t partition_;
+  uint64_t* next_seq_;
+  store::WriteBatch* batch_;
+  std::string segment_;
+};
+
+}  // namespace
+
+std::string PartitionMetaKey(int32_t partition) { return JoinPartitionPrefix(partition); }
+
+size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const std::string& labels_topic,
+                                     store::WriteBatch* batch) {
+  const size_t n = dirty_records_.size() + dirty_orphans_.size();
+  entries_since_snapshot_ += n;
+  SegmentWriter segments(partition_, &log_next_seq_, batch);
+  const size_t live = records_.size() + orphans_.size();
+  if (legacy_keys_ || entries_since_snapshot_ >= 2 * live + snapshot_min_entries_) {
+    // Snapshot: every live entry, then the segments before it go. The log replayed on
+    // load stays within about three times the live state.
+    const uint64_t first = log_next_seq_;
+    for (const auto& [rid, rec] : records_) segments.Add(JoinLogEntry::kRecord, rid, &rec);
+    for (const auto& [rid, o] : orphans_) segments.Add(JoinLogEntry::kOrphans, rid, &o);
+    segments.Finish();
+    if (first > log_first_seq_) {
+      batch->DeleteRange(kRecordFamily, JoinLogSegmentKey(partition_, log_first_seq_),
+                         JoinLogSegmentKey(partition_, first));
+    }
+    if (legacy_keys_) {  // per-record keys of the layout before the changelog
+      const std::string prefix = JoinPartitionPrefix(partition_);
+      batch->DeleteRange(kRecordFamily, prefix + kLegacyOrphanType, prefix + static_cast<char>(kLegacyRecordType + 1));
+    }
+    log_first_seq_ = first;
+    entries_since_snapshot_ = 0;
+    legacy_keys_ = false;
+  } else {
+    // Each changed id: its current value, or a deletion when it is gone.
+    auto log_changes = [&](const auto& dirty, const auto& live, JoinLogEntry put, JoinLogEntry deleted) {
+      for (const std::string& rid : dirty) {
+        auto it = live.find(rid);
+        if (it == live.end()) {
+          segments.Add(deleted, rid, nullptr);
+        } else {
+          segments.Add(put, rid, &it->second);
+        }
+      }
+    };
+    log_changes(dirty_records_, records_, JoinLogEntry::kRecord, JoinLogEntry::kRecordDeleted);
+    log_changes(dirty_orphans_, orphans_, JoinLogEntry::kOrphans, JoinLogEntry::kOrphansDeleted);
+    segments.Finish();
+  }
+  PartitionMeta meta;
+  meta.set_max_event_time_ms(max_time_[0]);
+  meta.set_max_label_time_ms(max_time_[1]);
+  meta.set_watermark_ms(watermark_);
+  meta.set_impressions_topic(impressions_topic);
+  meta.set_impressions_offset(imp_offset_);
+  meta.set_labels_topic(labels_topic);
+  meta.set_labels_offset(label_offset_);
+  meta.set_task_layout(rules_->layout());
+  meta.set_policy(policy_);
+  meta.set_log_first_seq(log_first_seq_);
+  meta.set_log_next_seq(log_next_seq_);
+  batch->Put(kMetaFamily, PartitionMetaKey(partition_), meta.SerializeAsString());
+  dirty_records_.clear();
+  dirty_orphans_.clear();
+  meta_dirty_ = false;
+  return n;
+}
+
+bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std::string_view payload) {
+  const std::string rid(id);
+  switch (type) {
+    case JoinLogEntry::kRecord: {
+      JoinRecord& rec = records_[rid];
+      return rec.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+    }
+    case JoinLogEntry::kOrphans: {
+      OrphanLabels& o = orphans_[rid];
+      return o.ParseFromArray(payload.data(), static_cast<int>(payload.size())) && o.labels_size() > 0;
+    }
+    case JoinLogEntry::kRecordDeleted:
+      records_.erase(rid);
+      return true;
+    case JoinLogEntry::kOrphansDeleted:
+      orphans_.erase(rid);
+      return true;
+  }
+  return false;
+}
+
+void PartitionJoin::SetSnapshotMinEntries(size_t n) { snapshot_min_entries_ = n; }
+
+void PartitionJoin::RestoreQueues(const std::string& rid, const JoinRecord& rec) {
+  const int64_t close = rec.impression().event_time_ms() + rules_->max_window_ms();
+  if (rec.closed()) {
+    drop_queue_.emplace(close + config_.correction_horizon_ms(), rid);
+  } else {
+    close_queue_.emplace(close, rid);
+  }
+}
+
+StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStore& store, int32_t partition,
+                                                               const TaskRules* rules, const IngestConfig& config,
+                                                               IngestProbe* probe, Clock* clock) {
+  auto join = std::make_unique<PartitionJoin>(partition, rules, config, probe, clock);
+  ASSIGN_OR_RETURN(std::optional<std::string> meta_bytes, store.Get(kMetaFamily, PartitionMetaKey(partition)));
+  if (meta_bytes) {
+    PartitionMeta meta;
+    if (!meta.ParseFromString(*meta_bytes)) {
+      return DataLossError("join state meta of partition " + std::to_string(partition) + " in " + store.path() +
+                           " is corrupt; remove the directory to rebuild from Kafka");
+    }
+    if (meta.task_layout() != rules->layout() || meta.policy() != config.policy()) {
+      return FailedPreconditionError(
+          "join state of partition " + std::to_string(partition) + " in " + store.path() +
+          " was built for another task list or label policy; restore that config, or remove the directory "
+          "(the joiner then starts from the group's committed offsets with empty state)");
+    }
+    join->max_time_[0] = meta.max_event_time_ms();
+    join->max_time_[1] = meta.max_label_time_ms();
+    join->watermark_ = meta.watermark_ms();
+    join->last_seen_ms_[0] = join->last_seen_ms_[1] = clock->NowMs();
+    join->imp_offset_ = meta.impressions_offset();
+    join->label_offset_ = meta.labels_offset();
+    join->log_first_seq_ = meta.log_first_seq();
+    join->log_next_seq_ = meta.log_next_seq();
+  }
+  Status parse_error;
+  size_t entries = 0;
+  const std::string prefix = JoinPartitionPrefix(partition);
+  auto corrupt = [&](std::string_view key) {
+    return DataLossError("join state entry " + std::string(key.substr(prefix.size())) + " of partition " +
+                         std::to_string(partition) + " in " + store.path() +
+                         " is corrupt; remove the directory to rebuild from Kafka");
+  };
+  // Keys sort segments ('L', by sequence number) before the legacy per-record keys.
+  RETURN_IF_ERROR(store.ScanPrefix(kRecordFamily, prefix, [&](std::string_view key, std::string_view value) {
+    if (key.size() <= prefix.size()) return true;
+    const char type = key[prefix.size()];
+    if (type == kJoinLogSegmentType) {
+      const int64_t seq = JoinLogSegmentSeq(prefix, key);
+      if (seq < static_cast<int64_t>(join->log_first_seq_) || seq >= static_cast<int64_t>(join->log_next_seq_)) {
+        return true;  // superseded by a snapshot, or never committed with a meta
+      }
+      Status s = ForEachJoinLogEntry(value, store.path(), [&](JoinLogEntry t, std::string_view id, std::string_view p) {
+        ++entries;
+        if (!join->ApplyStoredEntry(t, id, p)) parse_error = corrupt(key);
+        return parse_error.ok();
+      });
+      if (!s.ok()) parse_error = s;
+    } else if (type == kLegacyRecordType || type == kLegacyOrphanType) {
+      join->legacy_keys_ = true;  // the next checkpoint rewrites them as a snapshot
+      const JoinLogEntry t = type == kLegacyRecordType ? JoinLogEntry::kRecord : JoinLogEntry::kOrphans;
+      if (!join->ApplyStoredEntry(t, key.substr(prefix.size() + 1), value)) parse_error = corrupt(key);
+    }
+    return parse_error.ok();
+  }));
+  RETURN_IF_ERROR(parse_error);
+  for (const auto& [rid, rec] : join->records_) join->RestoreQueues(rid, rec);
+  for (const auto& [rid, o] : join->orphans_) {
+    join->orphan_queue_.emplace(o.labels(0).event_time_ms() + config.orphan_ttl_ms(), rid);
+    join->orphan_count_ += o.labels_size();
+  }
+  const size_t live = join->records_.size() + join->orphans_.size();
+  join->entries_since_snapshot_ = entries > live ? entries - live : 0;
+  return join;
+}
+
+}  // namespace freshet::ingest
