@@ -69,12 +69,8 @@ TEST(WorkerPoolTest, ThreadCountDoesNotChangeTrainingOfAnyFamily) {
 }
 
 TEST(WorkerPoolTest, ThreadCountDoesNotChangeTrainingOfTheReferenceModel) {
-  std::ifstream in(std::string(FRESHET_SOURCE_DIR) + "/configs/reference.pbtxt");
-  ASSERT_TRUE(in) << "configs/reference.pbtxt not found";
-  std::stringstream text;
-  text << in.rdbuf();
   FreshetConfig config;
-  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(text.str(), &config));
+  ASSERT_TRUE(testing::LoadReferenceConfig(&config)) << "configs/reference.pbtxt missing or does not parse";
   std::vector<TaskConfig> tasks(config.tasks().begin(), config.tasks().end());
   const std::string one = TrainState(config.learner(), tasks, 1, 96, 2);
   ASSERT_FALSE(one.empty());
