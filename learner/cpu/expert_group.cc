@@ -2,6 +2,8 @@
 // w_{l+1}; "block e" of a (B, n·w) matrix is columns [e·w, (e+1)·w).
 #include "learner/cpu/expert_group.h"
 
+#include <algorithm>
+
 #include "common/check.h"
 
 namespace freshet::cpu {
@@ -34,6 +36,7 @@ ExpertGroup<T>::ExpertGroup(const std::string& name, const ExpertSpec& spec, Rng
   z_.resize(layers);
   zn_.resize(layers);
   a_.resize(layers);
+  output_ = &a_.back();
 }
 
 template <typename T>
@@ -53,78 +56,149 @@ const BatchNorm<T>* ExpertGroup<T>::output_norm() const {
   return HasNorm(last) ? &norms_[last] : nullptr;
 }
 
+// Part p of `parts` over [0, total): boundaries rounded to multiples of `align`.
+static std::pair<int, int> Split(int total, int parts, int part, int align) {
+  auto at = [&](int q) {
+    if (q >= parts) return total;
+    const int64_t raw = static_cast<int64_t>(total) * q / parts;
+    return std::min(total, static_cast<int>((raw + align / 2) / align * align));
+  };
+  return {at(part), at(part + 1)};
+}
+
+// Eigen's GEMM kernel for float on AVX2 works on 24 output columns of our row-major
+// results at a time (its mr: 3 packets of 8) and sums a ragged tail with other
+// kernels in another order. Splits at multiples of 24 from the start of a GEMM give
+// every column the same kernel as the unsplit GEMM, hence bit-identical results.
+constexpr int kSplitAlign = 24;
+
 template <typename T>
-void ExpertGroup<T>::Forward(const Mat<T>& x, bool training) {
+std::pair<int, int> ExpertGroup<T>::Columns(int l, int part) const {
+  const int n = spec_.num_experts, w = widths_[l + 1], parts = Parts();
+  // Layer 0 without feature gates is one GEMM over all experts' columns.
+  if (l == 0 && feature_gates_.empty()) return Split(n * w, parts, part, kSplitAlign);
+  // Otherwise one GEMM per expert: split whole experts, or within a lone expert.
+  if (n == 1) return Split(w, parts, part, kSplitAlign);
+  const int used = std::min(n, parts);
+  if (part >= used) return {n * w, n * w};
+  const auto [e0, e1] = Split(n, used, part, 1);
+  return {e0 * w, e1 * w};
+}
+
+template <typename T>
+void ExpertGroup<T>::Parallel(const std::function<void(int)>& fn) const {
+  if (pool_ == nullptr) fn(0);
+  else pool_->Run(pool_->threads(), fn);
+}
+
+template <typename T>
+Eigen::Block<const Mat<T>> ExpertGroup<T>::ExpertInput(const Mat<T>& x, int l, int e) const {
+  if (l > 0) return a_[l - 1].middleCols(e * widths_[l], widths_[l]);
+  const Mat<T>& in = feature_gates_.empty() ? x : gated_x_[e];
+  return in.middleCols(0, in.cols());
+}
+
+template <typename T>
+void ExpertGroup<T>::Forward(const Mat<T>& x, bool training, Mat<T>* out) {
   const int n = spec_.num_experts;
   const int64_t batch = x.rows();
+  const int last = num_layers() - 1;
+  if (!feature_gates_.empty()) {
+    gated_x_.resize(n);
+    for (int e = 0; e < n; ++e) feature_gates_[e].Forward(x, &gated_x_[e]);  // (B, D)
+  }
   for (int l = 0; l < num_layers(); ++l) {
-    const int w_in = widths_[l], w_out = widths_[l + 1];
-    Linear<T>& lin = weights_[l];
+    const int w_out = widths_[l + 1];
+    const Linear<T>& lin = weights_[l];
     Mat<T>& z = z_[l];  // (B, n·w_out)
-    if (l == 0 && feature_gates_.empty()) {
-      lin.Forward(x, &z);  // one GEMM for all experts: (B, D)·(D, n·w_out)
-    } else {
-      z.resize(batch, n * w_out);
-      if (l == 0) gated_x_.resize(n);
-      for (int e = 0; e < n; ++e) {
-        // Expert e: its own input block (or its own gated copy of x) times block e of W.
-        if (l == 0) {
-          feature_gates_[e].Forward(x, &gated_x_[e]);  // (B, D)
-          z.middleCols(e * w_out, w_out).noalias() = gated_x_[e] * lin.w.value.middleCols(e * w_out, w_out);
-        } else {
-          z.middleCols(e * w_out, w_out).noalias() =
-              a_[l - 1].middleCols(e * w_in, w_in) * lin.w.value.middleCols(e * w_out, w_out);
+    Mat<T>& a = l == last && out != nullptr ? *out : a_[l];
+    z.resize(batch, n * w_out);
+    a.resize(batch, n * w_out);
+    const bool norm = HasNorm(l);
+    // Part p: columns [c0, c1) of z = input_e · block e of W (+ b), and of a = act(z)
+    // unless BN must first see every column.
+    auto columns = [&](int part) {
+      const auto [c0, c1] = Columns(l, part);
+      if (c0 == c1) return;
+      if (l == 0 && feature_gates_.empty()) {
+        // All experts read x: one GEMM (B, D)·(D, c1 − c0) for the whole range.
+        z.middleCols(c0, c1 - c0).noalias() = x * lin.w.value.middleCols(c0, c1 - c0);
+      } else {
+        for (int e = c0 / w_out; e * w_out < c1; ++e) {
+          const int b0 = std::max(c0, e * w_out), b1 = std::min(c1, (e + 1) * w_out);
+          z.middleCols(b0, b1 - b0).noalias() = ExpertInput(x, l, e) * lin.w.value.middleCols(b0, b1 - b0);
         }
       }
-      z.rowwise() += RowVec<T>(lin.b.value.row(0));
-    }
-    if (HasNorm(l)) {
+      z.middleCols(c0, c1 - c0).rowwise() += lin.b.value.row(0).segment(c0, c1 - c0);
+      if (!norm) ActivationForward<T>(ActOf(l), T(spec_.swish_beta), z.middleCols(c0, c1 - c0), a.middleCols(c0, c1 - c0));
+    };
+    Parallel(columns);
+    if (norm) {
       norms_[l].Forward(z, training, &zn_[l]);
-    } else {
-      zn_[l] = z;
+      ActivationForward(ActOf(l), T(spec_.swish_beta), zn_[l], &a);
     }
-    ActivationForward(ActOf(l), T(spec_.swish_beta), zn_[l], &a_[l]);
   }
+  output_ = out != nullptr ? out : &a_.back();
 }
 
 template <typename T>
 void ExpertGroup<T>::Backward(const Mat<T>& x, const Mat<T>& dout, Mat<T>* dx) {
   const int n = spec_.num_experts;
   const int64_t batch = x.rows();
-  // Scratch matrices are members: same shapes every step, so no per-step allocation
-  // (fresh multi-MB buffers each step cost ~30 % of the step in page faults).
-  Mat<T>& da = da_;    // (B, n·w_{l+1})
-  Mat<T>& dzn = dzn_;  // (B, n·w_{l+1})
-  Mat<T>& dz = dz_;    // (B, n·w_{l+1})
-  da = dout;
+  da_.resize(num_layers());
+  dzn_.resize(num_layers());
+  dz_.resize(num_layers());
   for (int l = num_layers() - 1; l >= 0; --l) {
     const int w_in = widths_[l], w_out = widths_[l + 1];
     Linear<T>& lin = weights_[l];
-    ActivationBackward(ActOf(l), T(spec_.swish_beta), zn_[l], da, &dzn);
-    if (HasNorm(l)) {
+    const Mat<T>& da = l == num_layers() - 1 ? dout : da_[l];  // dL/da_l (B, n·w_out)
+    Mat<T>& dz = dz_[l];                                       // dL/dz_l (B, n·w_out)
+    const bool norm = HasNorm(l);
+    if (norm) {
+      ActivationBackward(ActOf(l), T(spec_.swish_beta), zn_[l], da, &dzn_[l]);
       dz.setZero(batch, n * w_out);
-      norms_[l].Backward(dzn, &dz);
+      norms_[l].Backward(dzn_[l], &dz);
     } else {
-      dz.swap(dzn);
+      dz.resize(batch, n * w_out);
+      Parallel([&](int part) {
+        const auto [c0, c1] = Columns(l, part);
+        if (c0 < c1)
+          ActivationBackward<T>(ActOf(l), T(spec_.swish_beta), z_[l].middleCols(c0, c1 - c0),
+                                da.middleCols(c0, c1 - c0), dz.middleCols(c0, c1 - c0));
+      });
     }
-    if (l == 0 && feature_gates_.empty()) {
-      lin.Backward(x, dz, dx);  // dW0 += xᵀ dz, dx += dz W0ᵀ: two GEMMs for all experts
-      continue;
-    }
-    lin.b.grad.row(0) += dz.colwise().sum();
-    if (l > 0) da.setZero(batch, n * w_in);
-    for (int e = 0; e < n; ++e) {
-      auto dz_e = dz.middleCols(e * w_out, w_out);   // (B, w_out)
-      auto w_e = lin.w.value.middleCols(e * w_out, w_out);  // (w_in, w_out)
-      if (l == 0) {
-        lin.w.grad.middleCols(e * w_out, w_out).noalias() += gated_x_[e].transpose() * dz_e;
-        dxg_.noalias() = dz_e * w_e.transpose();  // (B, D)
-        feature_gates_[e].Backward(x, dxg_, dx);
+    const bool gated_input = l == 0 && !feature_gates_.empty();
+    Mat<T>* dprev = l == 0 ? dx : &da_[l - 1];  // dL/d(input of layer l), (B, n·w_in) or (B, D)
+    if (l > 0) dprev->resize(batch, n * w_in);
+    // Part p: dW, db for its output columns, and (ungated) dprev for its rows.
+    Parallel([&](int part) {
+      const auto [c0, c1] = Columns(l, part);
+      if (c0 < c1 && l == 0 && !gated_input) {
+        // All experts read x: dW[:, c0:c1] += xᵀ dz[:, c0:c1], one GEMM for the range.
+        lin.w.grad.middleCols(c0, c1 - c0).noalias() += x.transpose() * dz.middleCols(c0, c1 - c0);
       } else {
-        lin.w.grad.middleCols(e * w_out, w_out).noalias() +=
-            a_[l - 1].middleCols(e * w_in, w_in).transpose() * dz_e;
-        da.middleCols(e * w_in, w_in).noalias() = dz_e * w_e.transpose();
+        for (int e = c0 / w_out; e * w_out < c1; ++e) {
+          const int b0 = std::max(c0, e * w_out), b1 = std::min(c1, (e + 1) * w_out);
+          lin.w.grad.middleCols(b0, b1 - b0).noalias() +=
+              ExpertInput(x, l, e).transpose() * dz.middleCols(b0, b1 - b0);
+        }
       }
+      if (c0 < c1) lin.b.grad.row(0).segment(c0, c1 - c0) += dz.middleCols(c0, c1 - c0).colwise().sum();
+      if (gated_input || dprev == nullptr) return;
+      const auto [r0, r1] = Split(static_cast<int>(batch), Parts(), part, 8);
+      if (r0 == r1) return;
+      if (l == 0) {
+        dprev->middleRows(r0, r1 - r0).noalias() += dz.middleRows(r0, r1 - r0) * lin.w.value.transpose();
+        return;
+      }
+      for (int e = 0; e < n; ++e)
+        dprev->block(r0, e * w_in, r1 - r0, w_in).noalias() =
+            dz.block(r0, e * w_out, r1 - r0, w_out) * lin.w.value.middleCols(e * w_out, w_out).transpose();
+    });
+    if (!gated_input) continue;
+    for (int e = 0; e < n; ++e) {
+      dxg_.noalias() = dz.middleCols(e * w_out, w_out) * lin.w.value.middleCols(e * w_out, w_out).transpose();
+      feature_gates_[e].Backward(x, dxg_, dx);  // (B, D)
     }
   }
 }

@@ -9,38 +9,51 @@
 namespace freshet::cpu {
 
 template <typename T>
-void ActivationForward(Act act, T beta, const Mat<T>& z, Mat<T>* a) {
+void ActivationForward(Act act, T beta, Eigen::Ref<const Mat<T>> z, Eigen::Ref<Mat<T>> a) {
   switch (act) {
     case Act::kRelu:
-      *a = z.cwiseMax(T(0));
+      a = z.cwiseMax(T(0));
       return;
     case Act::kSwish:
       // a = z σ(βz)
-      *a = z.unaryExpr([beta](T v) { return v * Sigmoid(beta * v); });
+      a = z.unaryExpr([beta](T v) { return v * Sigmoid(beta * v); });
       return;
     case Act::kNone:
-      *a = z;
+      a = z;
       return;
   }
 }
 
 template <typename T>
-void ActivationBackward(Act act, T beta, const Mat<T>& z, const Mat<T>& da, Mat<T>* dz) {
+void ActivationBackward(Act act, T beta, Eigen::Ref<const Mat<T>> z, Eigen::Ref<const Mat<T>> da,
+                        Eigen::Ref<Mat<T>> dz) {
   switch (act) {
     case Act::kRelu:
-      *dz = (z.array() > T(0)).select(da, T(0));
+      dz = (z.array() > T(0)).select(da, T(0));
       return;
     case Act::kSwish:
       // d/dz z σ(βz) = σ(βz) (1 + βz (1 − σ(βz)))
-      *dz = da.cwiseProduct(z.unaryExpr([beta](T v) {
+      dz = da.cwiseProduct(z.unaryExpr([beta](T v) {
         const T s = Sigmoid(beta * v);
         return s * (T(1) + beta * v * (T(1) - s));
       }));
       return;
     case Act::kNone:
-      *dz = da;
+      dz = da;
       return;
   }
+}
+
+template <typename T>
+void ActivationForward(Act act, T beta, const Mat<T>& z, Mat<T>* a) {
+  a->resize(z.rows(), z.cols());
+  ActivationForward<T>(act, beta, z, *a);
+}
+
+template <typename T>
+void ActivationBackward(Act act, T beta, const Mat<T>& z, const Mat<T>& da, Mat<T>* dz) {
+  dz->resize(z.rows(), z.cols());
+  ActivationBackward<T>(act, beta, z, da, *dz);
 }
 
 // ---------------------------------------------------------------------------- Linear
@@ -235,6 +248,8 @@ Mlp<T>::Mlp(const std::string& name, const std::vector<int>& widths, Act act, bo
     layers_.emplace_back(name + ".l" + std::to_string(l), widths[l], widths[l + 1], true, rng);
   z_.resize(layers_.size());
   a_.resize(layers_.size());
+  dz_.resize(layers_.size());
+  da_.resize(layers_.size());
 }
 
 template <typename T>
@@ -251,17 +266,16 @@ void Mlp<T>::Forward(const Mat<T>& x, Mat<T>* y) {
 
 template <typename T>
 void Mlp<T>::Backward(const Mat<T>& x, const Mat<T>& dy, Mat<T>* dx) {
-  Mat<T> da = dy;
+  const Mat<T>* da = &dy;  // dL/d a_l
   for (size_t l = layers_.size(); l-- > 0;) {
     const bool linear = last_linear_ && l + 1 == layers_.size();
-    Mat<T> dz;
-    ActivationBackward(linear ? Act::kNone : act_, T(1), z_[l], da, &dz);
-    const Mat<T>& in = l == 0 ? x : a_[l - 1];
+    ActivationBackward(linear ? Act::kNone : act_, T(1), z_[l], *da, &dz_[l]);
     if (l == 0) {
-      layers_[l].Backward(in, dz, dx);
+      layers_[l].Backward(x, dz_[l], dx);
     } else {
-      da.setZero(in.rows(), in.cols());
-      layers_[l].Backward(in, dz, &da);
+      da_[l - 1].setZero(a_[l - 1].rows(), a_[l - 1].cols());
+      layers_[l].Backward(a_[l - 1], dz_[l], &da_[l - 1]);
+      da = &da_[l - 1];
     }
   }
 }
@@ -273,7 +287,10 @@ void Mlp<T>::CollectParams(std::vector<Param<T>*>* out) {
 
 #define FRESHET_INSTANTIATE_FNS(T)                                                    \
   template void ActivationForward<T>(Act, T, const Mat<T>&, Mat<T>*);                 \
-  template void ActivationBackward<T>(Act, T, const Mat<T>&, const Mat<T>&, Mat<T>*);
+  template void ActivationBackward<T>(Act, T, const Mat<T>&, const Mat<T>&, Mat<T>*);            \
+  template void ActivationForward<T>(Act, T, Eigen::Ref<const Mat<T>>, Eigen::Ref<Mat<T>>);       \
+  template void ActivationBackward<T>(Act, T, Eigen::Ref<const Mat<T>>, Eigen::Ref<const Mat<T>>, \
+                                      Eigen::Ref<Mat<T>>);
 FRESHET_INSTANTIATE_FNS(float)
 FRESHET_INSTANTIATE_FNS(double)
 FRESHET_INSTANTIATE(Linear)

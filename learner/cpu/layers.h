@@ -26,6 +26,13 @@ void ActivationForward(Act act, T beta, const Mat<T>& z, Mat<T>* a);
 // dz = da ⊙ act'(z). ReLU: 1[z>0]; Swish: σ(βz)(1 + βz(1 − σ(βz))).
 template <typename T>
 void ActivationBackward(Act act, T beta, const Mat<T>& z, const Mat<T>& da, Mat<T>* dz);
+// The same on blocks (e.g. a column range a worker owns); outputs are not resized.
+// Call with T explicit: ActivationForward<float>(…).
+template <typename T>
+void ActivationForward(Act act, T beta, Eigen::Ref<const Mat<T>> z, Eigen::Ref<Mat<T>> a);
+template <typename T>
+void ActivationBackward(Act act, T beta, Eigen::Ref<const Mat<T>> z, Eigen::Ref<const Mat<T>> da,
+                        Eigen::Ref<Mat<T>> dz);
 
 // y = x W + b.
 template <typename T>
@@ -161,8 +168,10 @@ class Mlp {
   std::vector<Linear<T>> layers_;
   Act act_ = Act::kRelu;
   bool last_linear_ = true;
-  std::vector<Mat<T>> z_;  // pre-activations per layer, (B, w_l)
-  std::vector<Mat<T>> a_;  // post-activations per layer (input of the next), (B, w_l)
+  std::vector<Mat<T>> z_;   // pre-activations per layer, (B, w_l)
+  std::vector<Mat<T>> a_;   // post-activations per layer (input of the next), (B, w_l)
+  std::vector<Mat<T>> dz_;  // Backward scratch per layer, (B, w_l): same shapes every
+  std::vector<Mat<T>> da_;  // step, so no per-step allocation
 };
 
 }  // namespace freshet::cpu

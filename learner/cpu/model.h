@@ -18,6 +18,8 @@
 // never admit, BN uses running statistics, nothing in the model changes.
 //
 // Thread-safety: none. One trainer thread owns a Model; serving keeps its own copy.
+// With LearnerConfig.threads > 1 the model owns a WorkerPool whose threads help with
+// the expert layers inside Forward/Backward (expert_group.h); values do not change.
 #pragma once
 
 #include <memory>
@@ -28,6 +30,7 @@
 #include "learner/cpu/loss.h"
 #include "learner/cpu/ops.h"
 #include "learner/cpu/twin.h"
+#include "learner/cpu/worker_pool.h"
 #include "store/projection_cache.h"
 
 namespace freshet::cpu {
@@ -123,6 +126,7 @@ class Model {
   int input_dim_ = 0;
   std::unique_ptr<EmbeddingTable<T>> table_;
 
+  std::unique_ptr<WorkerPool> pool_;         // LearnerConfig.threads > 1; outlives ops_
   std::vector<std::unique_ptr<Op<T>>> ops_;  // in forward order
   std::vector<ExpertOp<T>*> expert_ops_;     // views into ops_
   std::vector<GateOp<T>*> gate_ops_;

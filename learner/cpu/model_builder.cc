@@ -63,6 +63,10 @@ class ModelBuilder {
       op->CollectParams(&model_->params_);
       op->CollectBuffers(&model_->state_buffers_);
     }
+    if (config_.threads() > 1) {
+      model_->pool_ = std::make_unique<WorkerPool>(config_.threads());
+      for (ExpertOp<T>* op : model_->expert_ops_) op->group().set_pool(model_->pool_.get());
+    }
     BuildTwin();  // last: with TWIN off nothing above draws differently
     return std::move(model_);
   }
@@ -70,6 +74,8 @@ class ModelBuilder {
  private:
   Status Validate() const {
     if (model_->tasks_.empty()) return InvalidArgumentError("tasks: at least one task is required");
+    if (config_.threads() < 1 || config_.threads() > 64)
+      return InvalidArgumentError("learner.threads must be in [1, 64], got " + std::to_string(config_.threads()));
     if (mc_.expert_output_dim() <= 0) return InvalidArgumentError("learner.model.expert_output_dim must be > 0");
     for (int h : mc_.expert_hidden())
       if (h <= 0) return InvalidArgumentError("learner.model.expert_hidden: widths must be > 0");

@@ -51,8 +51,7 @@ class ExpertOp : public Op<T> {
       : name_(std::move(name)), expert_names_(std::move(expert_names)), group_(name_, spec, rng),
         in_(in), out_(out) {}
   void Forward(Buffers<T>* b, bool training) override {
-    group_.Forward(b->value[in_], training);
-    b->value[out_] = group_.output();
+    group_.Forward(b->value[in_], training, &b->value[out_]);
   }
   void Backward(Buffers<T>* b) override { group_.Backward(b->value[in_], b->grad[out_], &b->grad[in_]); }
   void CollectParams(std::vector<Param<T>*>* out) override { group_.CollectParams(out); }

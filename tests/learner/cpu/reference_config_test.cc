@@ -12,12 +12,8 @@ namespace freshet::cpu {
 namespace {
 
 TEST(ReferenceConfigTest, ParsesAndBuildsThePleReferenceModel) {
-  std::ifstream in(std::string(FRESHET_SOURCE_DIR) + "/configs/reference.pbtxt");
-  ASSERT_TRUE(in) << "configs/reference.pbtxt not found";
-  std::stringstream text;
-  text << in.rdbuf();
   FreshetConfig config;
-  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(text.str(), &config));
+  ASSERT_TRUE(testing::LoadReferenceConfig(&config)) << "configs/reference.pbtxt missing or does not parse";
   ASSERT_EQ(config.tasks_size(), 8);
   EXPECT_EQ(config.tasks(7).type(), TASK_REGRESSION);
   EXPECT_EQ(config.learner().batch_size(), 512);

@@ -3,10 +3,13 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <google/protobuf/text_format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -43,6 +46,15 @@ inline LearnerConfig SmallConfig(ModelFamily family) {
   m->mutable_home()->set_feature_gate_rank(2);
   c.mutable_embedding()->set_cms_width(1024);
   return c;
+}
+
+// configs/reference.pbtxt (the reference model of issue 10); false when it is missing
+// or does not parse.
+inline bool LoadReferenceConfig(FreshetConfig* config) {
+  std::ifstream in(std::string(FRESHET_SOURCE_DIR) + "/configs/reference.pbtxt");
+  std::stringstream text;
+  text << in.rdbuf();
+  return in && google::protobuf::TextFormat::ParseFromString(text.str(), config);
 }
 
 // Three tasks: click (binary, interaction), long_view (binary, watch), play_time
