@@ -184,6 +184,22 @@ void DefaultOnlineRates(FreshetConfig* config) {
 
 }  // namespace
 
+void SetKuaiRandSlots(ModelConfig* model) {
+  model->clear_sparse_slots();
+  model->clear_dense_slots();
+  for (uint32_t slot = 0; slot < 34; ++slot) {  // ingest/kuairand_replay.h
+    SparseSlotConfig* s = model->add_sparse_slots();
+    s->set_slot(slot);
+    s->set_dim(8);
+    s->set_pooling(slot == 33 ? POOL_MEAN : POOL_SUM);  // tags: one to a few ids
+  }
+  for (uint32_t slot = 0; slot < 5; ++slot) {
+    DenseSlotConfig* d = model->add_dense_slots();
+    d->set_slot(slot);
+    d->set_width(1);
+  }
+}
+
 StatusOr<FreshetConfig> ParseConfigText(const std::string& text, const std::string& source) {
   FreshetConfig config;
   pb::TextFormat::Parser parser;
@@ -207,9 +223,13 @@ void ApplyDefaults(FreshetConfig* config) {
   if (config->tasks_size() == 0) DefaultTasks(config);
   ModelConfig* model = config->mutable_learner()->mutable_model();
   if (model->sparse_slots_size() == 0 && model->dense_slots_size() == 0) {
-    DefaultSlots(model);
-    DefaultTwin(config);
-    DefaultOnlineRates(config);
+    if (config->replay().dataset() == "kuairand") {
+      SetKuaiRandSlots(model);
+    } else {
+      DefaultSlots(model);
+      DefaultOnlineRates(config);  // measured on the simulator's traffic only
+    }
+    DefaultTwin(config);  // item slot 1: the simulator's item and KuaiRand's video
   }
   if (config->simulator().label_delays_size() == 0) DefaultLabelDelays(config->mutable_simulator());
   FillDefaults(config);
@@ -376,6 +396,10 @@ Status Validate(const FreshetConfig& c) {
             "\"" + sv.behaviour_cache_dir() + "\"", "needs learner.model.twin.enabled (histories feed the TWIN module)");
 
   v.Require(!c.store().data_dir().empty(), "store.data_dir", "\"\"", "must name a directory");
+  v.Require(c.replay().dataset().empty() || c.replay().dataset() == "kuairand", "replay.dataset",
+            "\"" + c.replay().dataset() + "\"", "must be \"\" (the simulator) or \"kuairand\"");
+  v.Require(c.replay().impressions_per_second() >= 0 && std::isfinite(c.replay().impressions_per_second()),
+            "replay.impressions_per_second", c.replay().impressions_per_second(), "must be >= 0 (0: unpaced)");
   v.Require(c.log_level() == "debug" || c.log_level() == "info" || c.log_level() == "warning" || c.log_level() == "error",
             "log_level", "\"" + c.log_level() + "\"", "must be debug, info, warning or error");
   return v.result();

@@ -19,6 +19,11 @@ StatusOr<FreshetConfig> ParseConfigText(const std::string& text, const std::stri
 // per-kind label delays when those lists are empty.
 void ApplyDefaults(FreshetConfig* config);
 
+// Replaces the model's input slots with the KuaiRand replay's feature layout (34
+// sparse slots 8 wide, 5 one-value dense slots; ingest/kuairand_replay.h). The
+// defaults use it when replay.dataset is "kuairand" and the config names no slots.
+void SetKuaiRandSlots(ModelConfig* model);
+
 // The config with every default filled in.
 FreshetConfig DefaultConfig();
 

@@ -7,6 +7,7 @@
 
 #include "ops/config.h"
 #include "ops/kafka_sample_source.h"
+#include "ops/version_diff.h"
 #include "publisher/frame.h"
 
 namespace freshet::ops {
@@ -80,6 +81,7 @@ StatusOr<std::unique_ptr<LearnerComponent>> LearnerComponent::Start(Options opti
   if (pub != nullptr) {
     c->admin_->AddReadinessCheck("publisher", [pub] { return pub->Ready(); });
     pub->RegisterAdmin(c->admin_.get());
+    RegisterVersionDiff(c->admin_.get(), &pub->snapshots());  // GET /v1/diff, `freshet ops diff`
     RETURN_IF_ERROR(pub->Attach(l->loop()));
   }
   c->admin_->SetConfigText(ConfigToText(config));

@@ -2,6 +2,8 @@
 // (publisher/publisher.h, /v1/*):
 //
 //   freshet ops versions              versions in the snapshot store with manifests
+//   freshet ops diff V1 V2            what changed from V1 to V2: tensors (L2 norms),
+//                                     embedding rows per slot, metrics (ops/version_diff.h)
 //   freshet ops rollback --to V       push full V to every replica and pin it
 //   freshet ops pin                   stop publishing; replicas stay where they are
 //   freshet ops unpin                 resume: full push of the newest trained model
@@ -11,6 +13,7 @@
 // (default admin.token_file; the mutating calls need it), --json (versions as JSON),
 // --config FILE. Exit codes: 0 done, 1 the learner refused or is unreachable, 2 usage.
 #include <cstdio>
+#include <cstdlib>
 
 #include "common/http_client.h"
 #include "ops/command_util.h"
@@ -21,7 +24,7 @@ namespace freshet::ops {
 namespace {
 
 constexpr const char* kOpsUsage =
-    "usage: freshet ops status|versions|rollback --to V|pin|unpin|snapshot [--learner HOST:PORT] [--token-file F] [--json]\n"
+    "usage: freshet ops status|versions|diff V1 V2|rollback --to V|pin|unpin|snapshot [--learner HOST:PORT] [--token-file F] [--json]\n"
     "  status flags: --ingest HOST:PORT --learner HOST:PORT --serving HOST:PORT,... --window S\n";
 
 int Fail(const std::string& message, int code = 1) {
@@ -37,11 +40,24 @@ int OpsCommand(const std::vector<std::string>& args) {
     return args.empty() ? 2 : 0;
   }
   const std::string action = args[0];
-  if (action != "versions" && action != "rollback" && action != "pin" && action != "unpin" &&
+  if (action != "versions" && action != "diff" && action != "rollback" && action != "pin" && action != "unpin" &&
       action != "snapshot")
     return Fail("unknown action '" + action + "'\n" + kOpsUsage, 2);
-  auto setup = SetUpCommand("ops", std::vector<std::string>(args.begin() + 1, args.end()),
-                            {"learner", "token-file", "to"}, {"json"});
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  std::vector<uint64_t> diff_versions;  // diff's two positional versions ("7" or "v7")
+  if (action == "diff") {
+    while (!rest.empty() && rest.front().rfind("--", 0) != 0 && diff_versions.size() < 2) {
+      const std::string v = rest.front()[0] == 'v' ? rest.front().substr(1) : rest.front();
+      char* end = nullptr;
+      const unsigned long long n = v.empty() ? 0 : std::strtoull(v.c_str(), &end, 10);
+      if (n == 0 || *end != '\0')
+        return Fail("diff takes two version numbers (see `freshet ops versions`), got '" + rest.front() + "'", 2);
+      diff_versions.push_back(n);
+      rest.erase(rest.begin());
+    }
+    if (diff_versions.size() != 2) return Fail("diff needs two versions: freshet ops diff V1 V2", 2);
+  }
+  auto setup = SetUpCommand("ops", rest, {"learner", "token-file", "to"}, {"json"});
   if (!setup) return 2;
   const FreshetConfig& config = setup->config;
   const Flags& flags = setup->flags;
@@ -60,9 +76,11 @@ int OpsCommand(const std::vector<std::string>& args) {
   }
 
   std::string method = "POST", path = "/v1/" + action;
-  if (action == "versions") {
+  if (action == "versions" || action == "diff") {
     method = "GET";
-    if (!flags.Has("json")) path += "?format=text";
+    if (action == "diff")
+      path += "?from=" + std::to_string(diff_versions[0]) + "&to=" + std::to_string(diff_versions[1]);
+    if (!flags.Has("json")) path += std::string(action == "diff" ? "&" : "?") + "format=text";
   } else if (action == "rollback") {
     auto to = flags.GetInt("to", -1, 1, INT64_MAX);
     if (!to.ok() || !flags.Has("to")) return Fail("rollback needs --to VERSION (see `freshet ops versions`)", 2);

@@ -17,10 +17,9 @@
 #include "common/signals.h"
 #include "ingest/kafka_client.h"
 #include "ingest/kuairand_replay.h"
-#include "ingest/task_rules.h"
-#include "ingest/watermark_flush.h"
 #include "ops/command_util.h"
 #include "ops/commands.h"
+#include "ops/event_source.h"
 #include "ops/kafka_event_sink.h"
 
 namespace freshet::ops {
@@ -164,10 +163,8 @@ int ReplayCommand(const std::vector<std::string>& args) {
   if (flushed.ok() && complete && !setup->flags.Has("no-flush")) {
     // Past the newest event by the longest window and the allowed lateness, so every
     // window of the log closes and emits its sample.
-    auto rules = ingest::TaskRules::Create(config);
-    const int64_t t = position + (rules.ok() ? rules->max_window_ms() : 0) + config.ingest().allowed_lateness_ms() + 1;
-    StatusOr<int> partitions = (*producer)->PartitionCount(kc.impressions_topic());
-    flushed = partitions.ok() ? ingest::ProduceWatermarkFlush(producer->get(), kc, *partitions, t) : partitions.status();
+    int64_t t = 0;
+    flushed = FlushWindowsAfter(position, config, producer->get(), &t);
     if (flushed.ok()) watermark = "flushed to " + FormatEventTime(t);
   }
   const double secs = std::max(1e-6, (clock->MonotonicUs() - wall_start_us) / 1e6);

@@ -1,10 +1,12 @@
-// `freshet run`: the whole pipeline in one process on an embedded default. Today it
-// starts Kafka (embedded, or --kafka HOST:PORT), the traffic simulator and the admin
-// server; ingest, learner, publisher and serving plug in here as they land. It prints
-// the Kafka bootstrap string first (so kcat can attach), a progress line every few
-// seconds, and a summary when it stops (Ctrl-C, SIGTERM or --duration).
+// `freshet run`: the whole pipeline in one process on an embedded default: Kafka
+// (embedded, or --kafka HOST:PORT), the traffic simulator or a data-set replay
+// (--replay kuairand / replay.dataset, ops/event_source.h), ingest, the learner with
+// its publisher and dashboard, and the serving replicas. It prints the Kafka
+// bootstrap string first (so kcat can attach), a progress line every few seconds, and
+// a summary when it stops (Ctrl-C, SIGTERM or --duration).
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "common/clock.h"
@@ -21,14 +23,16 @@
 #include "ops/ingest_component.h"
 #include "ops/learner_component.h"
 #include "ops/serving_fleet.h"
+#include "ops/event_source.h"
 #include "ops/kafka_event_sink.h"
-#include "ops/simulator.h"
 
 namespace freshet::ops {
 namespace {
 
 constexpr int64_t kProgressIntervalMs = 5000;
 constexpr int64_t kTickMs = 20;
+// Where the data sets live when FRESHET_DATA_DIR is not set (beside the source tree).
+constexpr const char* kDefaultDataDir = FRESHET_SOURCE_DIR "/../shared/data";
 
 // Applies run's own overrides on top of the effective config and re-validates.
 // --admin-port 0 puts every admin server on a free port (tests); another value moves
@@ -38,6 +42,21 @@ Status ApplyRunFlags(const Flags& flags, FreshetConfig* config) {
   config->mutable_simulator()->set_seed(static_cast<uint64_t>(seed));
   ASSIGN_OR_RETURN(double rate, flags.GetDouble("rate", config->simulator().impressions_per_second(), 0.001, 1e6));
   config->mutable_simulator()->set_impressions_per_second(rate);
+  if (flags.Has("replay")) {
+    if (flags.Get("replay") != "kuairand")
+      return InvalidArgumentError("--replay " + flags.Get("replay") + ": unknown data set (kuairand is the one there is)");
+    config->mutable_replay()->set_dataset("kuairand");
+    // As `replay { dataset: "kuairand" }` would: the log's feature layout, unless the
+    // config file names its own slots.
+    FreshetConfig raw;
+    if (flags.Has("config")) {
+      ASSIGN_OR_RETURN(raw, LoadConfigFile(flags.Get("config")));
+    }
+    if (raw.learner().model().sparse_slots_size() + raw.learner().model().dense_slots_size() == 0)
+      SetKuaiRandSlots(config->mutable_learner()->mutable_model());
+  }
+  if (flags.Has("rate") && !config->replay().dataset().empty())
+    config->mutable_replay()->set_impressions_per_second(rate);
   if (flags.Has("admin-port")) {
     ASSIGN_OR_RETURN(int64_t port, flags.GetInt("admin-port", 0, 0, 65535));
     config->mutable_admin()->set_learner_port(static_cast<int>(port));
@@ -85,7 +104,7 @@ struct Totals {
   uint64_t samples = 0;
 };
 
-std::string StatusJson(const FreshetConfig& config, const std::string& bootstrap, const TrafficSimulator& sim,
+std::string StatusJson(const FreshetConfig& config, const std::string& bootstrap, const EventSource& source,
                        const ingest::KafkaProducer& producer, int64_t started_ms, const std::string& learner_json) {
   JsonWriter w;
   w.BeginObject()
@@ -97,10 +116,10 @@ std::string StatusJson(const FreshetConfig& config, const std::string& bootstrap
       .Key("delivered").Int(static_cast<int64_t>(producer.delivered()))
       .Key("failed").Int(static_cast<int64_t>(producer.failed()))
       .EndObject()
-      .Key("simulator").BeginObject()
-      .Key("impressions").Int(static_cast<int64_t>(sim.stats().impressions))
-      .Key("labels").Int(static_cast<int64_t>(sim.stats().labels))
-      .Key("pending_events").Int(static_cast<int64_t>(sim.pending_events()))
+      .Key(source.kind()).BeginObject()
+      .Key("impressions").Int(static_cast<int64_t>(source.stats().impressions))
+      .Key("labels").Int(static_cast<int64_t>(source.stats().labels))
+      .Key("pending_events").Int(static_cast<int64_t>(source.pending_events()))
       .Key("seed").Int(static_cast<int64_t>(config.simulator().seed()))
       .EndObject()
       .Key("learner").Raw(learner_json)
@@ -129,7 +148,7 @@ std::string ServedProgress(publisher::Publisher* pub, int64_t now_ms) {
 }  // namespace
 
 int RunCommand(const std::vector<std::string>& args) {
-  auto setup = SetUpCommand("run", args, {"duration", "seed", "kafka", "rate", "admin-port", "data-dir"}, {});
+  auto setup = SetUpCommand("run", args, {"duration", "seed", "kafka", "rate", "admin-port", "data-dir", "replay"}, {});
   if (!setup) return 2;
   auto duration_s = setup->flags.GetDouble("duration", 0, 0, 1e9);
   Status applied = duration_s.ok() ? ApplyRunFlags(setup->flags, &setup->config) : duration_s.status();
@@ -145,6 +164,21 @@ int RunCommand(const std::vector<std::string>& args) {
   Clock* clock = Clock::Real();
   const int64_t started_ms = clock->NowMs();
   const KafkaConfig& kc = config.kafka();
+
+  // 0. What feeds the pipeline; a missing data set fails before anything starts.
+  std::unique_ptr<EventSource> source;
+  if (config.replay().dataset() == "kuairand") {
+    const char* env = std::getenv("FRESHET_DATA_DIR");
+    auto log = FindKuaiRandLog(config.replay(), env != nullptr && *env != '\0' ? std::string(env) : kDefaultDataDir);
+    auto opened = log.ok() ? OpenKuaiRandSource(config.replay(), *log, started_ms) : log.status();
+    if (!opened.ok()) {
+      std::fprintf(stderr, "freshet run: --replay kuairand: %s\n", opened.status().message().c_str());
+      return 2;
+    }
+    source = std::move(opened).value();
+  } else {
+    source = NewSimulatorSource(config.simulator(), started_ms);
+  }
 
   // 1. Kafka.
   std::unique_ptr<ingest::EmbeddedKafka> embedded;
@@ -238,8 +272,7 @@ int RunCommand(const std::vector<std::string>& args) {
 
   // 5. The learner, whose admin server (the learner's port) is the pipeline's front
   // door: it also carries the simulator's metrics, checks and status.
-  TrafficSimulator sim(config.simulator(), started_ms);
-  std::mutex sim_mu;  // the admin thread reads simulator stats
+  std::mutex sim_mu;  // the admin thread reads the source's stats
   LearnerComponent::Options lopt;
   lopt.config = learner_config;
   lopt.bootstrap = bootstrap;
@@ -259,13 +292,13 @@ int RunCommand(const std::vector<std::string>& args) {
     admin->AddReadinessCheck("simulator_producer", [&] { return (*producer)->first_error(); });
     admin->SetStatusProvider([&] {
       std::lock_guard<std::mutex> lock(sim_mu);
-      return StatusJson(config, bootstrap, sim, **producer, started_ms,
+      return StatusJson(config, bootstrap, *source, **producer, started_ms,
                         learner_ptr ? learner_ptr->StatusJson() : std::string("null"));
     });
     Gauge* pending = metrics->GetGauge("freshet_simulator_pending_events", "Labels (and held-back impressions) not yet due");
-    metrics->AddCollector([&sim_mu, &sim, pending] {
+    metrics->AddCollector([&sim_mu, &source, pending] {
       std::lock_guard<std::mutex> lock(sim_mu);
-      pending->Set(static_cast<double>(sim.pending_events()));
+      pending->Set(static_cast<double>(source->pending_events()));
     });
   };
   auto learner = LearnerComponent::Start(lopt);
@@ -281,9 +314,7 @@ int RunCommand(const std::vector<std::string>& args) {
               DescribeModel(config).c_str());
   std::printf("freshet: dashboard %s\n", (*learner)->dashboard_url().c_str());
   std::printf("freshet: %s\n", learner::DescribeGpu(learner::QueryGpu()).c_str());
-  std::printf("freshet: simulator seed=%" PRIu64 " rate=%.0f impressions/s users=%d items=%d\n",
-              config.simulator().seed(), config.simulator().impressions_per_second(), config.simulator().num_users(),
-              config.simulator().num_items());
+  std::printf("freshet: %s\n", source->Describe().c_str());
   std::fflush(stdout);
 
   // 6. Main loop: advance the simulator to the wall clock, report progress.
@@ -291,6 +322,7 @@ int RunCommand(const std::vector<std::string>& args) {
   int64_t next_progress = started_ms + kProgressIntervalMs;
   Totals last;
   RateLimiter error_log(5000);
+  bool source_finished = false;
   while (!stop.requested()) {
     const int64_t now = clock->NowMs();
     if (!(*ingest)->running() || !(*learner)->running()) {
@@ -303,18 +335,28 @@ int RunCommand(const std::vector<std::string>& args) {
     }
     {
       std::lock_guard<std::mutex> lock(sim_mu);
-      Status adv = sim.AdvanceTo(now, &sink);
+      Status adv = source->AdvanceTo(now, &sink);
       if (!adv.ok()) {
         produce_errors->Inc();
         int64_t suppressed = 0;
         if (error_log.Allow(now, &suppressed)) {
           LOG_WARNING("simulator_produce_failed").Kv("status", adv.ToString()).Kv("suppressed", suppressed)
-              .Kv("action", "retrying; events wait in the simulator");
+              .Kv("action", "retrying; events wait in the source");
         }
+      } else if (!source_finished && source->finished()) {
+        // The end of a replayed log: close its last windows, keep the pipeline up.
+        source_finished = true;
+        int64_t flushed_to = 0;
+        Status f = FlushWindowsAfter(source->newest_event_ms(), config, producer->get(), &flushed_to);
+        std::printf("freshet: replay finished: impressions=%" PRIu64 " labels=%" PRIu64 " watermark %s; the pipeline "
+                    "keeps running (Ctrl-C or --duration stops it)\n",
+                    source->stats().impressions, source->stats().labels,
+                    f.ok() ? ("flushed to " + std::to_string(flushed_to) + " ms").c_str() : f.ToString().c_str());
+        std::fflush(stdout);
       }
     }
     if (now >= next_progress) {
-      const auto& st = sim.stats();
+      const EventSource::Stats st = source->stats();
       const double secs = kProgressIntervalMs / 1000.0;
       const auto joined = (*ingest)->stats();
       std::printf("progress t=%.0fs impressions/s=%.0f labels/s=%.0f samples/s=%.0f impressions=%" PRIu64
@@ -322,7 +364,7 @@ int RunCommand(const std::vector<std::string>& args) {
                   " pending_labels=%zu\n",
                   (now - started_ms) / 1000.0, (st.impressions - last.impressions) / secs,
                   (st.labels - last.labels) / secs, (joined.samples - last.samples) / secs, st.impressions, st.labels,
-                  joined.samples, joined.deadletters, (*producer)->failed(), sim.pending_events());
+                  joined.samples, joined.deadletters, (*producer)->failed(), source->pending_events());
       const learner::LearnerProgress trained = (*learner)->Progress();
       std::string auc;
       for (const auto& t : trained.tasks) {
@@ -356,7 +398,7 @@ int RunCommand(const std::vector<std::string>& args) {
     std::error_code ec;
     std::filesystem::remove_all(data_dir, ec);
   }
-  const auto& st = sim.stats();
+  const EventSource::Stats st = source->stats();
   std::string kinds;
   for (const auto& [kind, n] : st.labels_by_kind) kinds += " " + LabelKind_Name(kind) + "=" + std::to_string(n);
   std::printf("summary reason=\"%s\" duration_s=%.1f impressions=%" PRIu64 " labels=%" PRIu64 " delivered=%" PRIu64

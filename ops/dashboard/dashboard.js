@@ -1,7 +1,8 @@
 // The Freshet dashboard's script (ops/dashboard/index.html): polls /dashboard/data
 // (the JSON layout is documented in ops/dashboard.h) and draws it with Chart.js 3.
-// After every render each card gets data-points (non-null values drawn) and
-// data-state (ok | empty); <body> gets data-polls and data-error.
+// After every render each card gets data-points (non-null values drawn),
+// data-series ("label:points,..." per dataset, so a test can tell which lines have
+// data) and data-state (ok | empty); <body> gets data-polls and data-error.
 'use strict';
 
 const POLL_MS = 2000;
@@ -39,6 +40,7 @@ function render(id, labels, datasets) {
   const card = document.getElementById(id);
   const n = countPoints(datasets);
   card.dataset.points = String(n);
+  card.dataset.series = datasets.map(d => d.label + ':' + countPoints([d])).join(',');
   card.dataset.state = n > 0 ? 'ok' : 'empty';
 }
 
@@ -88,6 +90,8 @@ function drawVersions(data, labels) {
     }
   }
   chart.update();
+  const card = document.getElementById('chart-versions');
+  card.dataset.series = chart.data.datasets.map(d => d.label + ':' + countPoints([d])).join(',');
   const list = document.getElementById('events');
   list.innerHTML = '';
   for (const e of data.events.slice(-10).reverse()) {

@@ -17,30 +17,14 @@
 #include "ingest/kafka_client.h"
 #include "ops/config.h"
 #include "schemas/sample.pb.h"
+#include "tests/ops/kuairand_head.h"
 #include "tests/util/subprocess.h"
-#include "tests/util/shared_data.h"
 
 namespace freshet::ops {
 namespace {
 
 constexpr int kRows = 3000;
-const std::string kData = freshet::testing::SharedDataPath("kuairand-pure");
-
-// The log's first `rows` rows (plus header) as a gz file beside links to the feature
-// files the replay reads from the same folder. Returns the clicks in them whose label
-// (due at time_ms + play_time_ms) lands inside the click window: the positives `wait`
-// must emit; later clicks are late labels.
-int WriteLogHead(const std::filesystem::path& dir, int rows, int64_t click_window_ms) {
-  std::filesystem::create_directories(dir);
-  for (const char* f : {"user_features_pure.csv.gz", "video_features_basic_pure.csv.gz"})
-    std::filesystem::create_symlink(kData + "/" + f, dir / f);
-  const std::string log = (dir / "log_head.csv.gz").string();
-  auto r = freshet::testing::RunShell("zcat '" + kData + "/log_standard_4_25_to_4_30_pure.csv.gz' | head -n " +
-                                      std::to_string(rows + 1) + " | gzip > '" + log + "' && zcat '" + log +
-                                      "' | tail -n +2 | awk -F, '$6 == 1 && $13 <= " +
-                                      std::to_string(click_window_ms) + "' | wc -l");
-  return r.exit_code == 0 ? std::stoi(r.output) : -1;
-}
+const std::string kData = freshet::testing::KuaiRandDir();
 
 TEST(ReplayProcessTest, EndOfLogClosesEveryWindow) {
   SKIP_WITHOUT_DATA(kData);
@@ -53,7 +37,7 @@ TEST(ReplayProcessTest, EndOfLogClosesEveryWindow) {
   for (int t = 0; t < config.tasks_size(); ++t)
     if (config.tasks(t).name() == "click") click_task = t;
   ASSERT_GE(click_task, 0);
-  const int clicks = WriteLogHead(dir / "log", kRows, config.tasks(click_task).window_ms());
+  const int clicks = freshet::testing::WriteKuaiRandHead(dir / "log", kRows, config.tasks(click_task).window_ms());
   ASSERT_GT(clicks, 0);
 
   freshet::testing::Subprocess kafka({bin, "kafka", "--brokers", "1", "--partitions", "4"});
@@ -65,7 +49,7 @@ TEST(ReplayProcessTest, EndOfLogClosesEveryWindow) {
       /*merge_stderr=*/false);
   ASSERT_TRUE(ingest.WaitForLinePrefix("freshet ingest: admin", 20000).has_value()) << ingest.transcript();
 
-  auto replay = freshet::testing::RunShell("'" + bin + "' replay kuairand --log '" + (dir / "log/log_head.csv.gz").string() +
+  auto replay = freshet::testing::RunShell("'" + bin + "' replay kuairand --log '" + (dir / "log" / freshet::testing::kKuaiRandLogName).string() +
                                            "' --kafka " + bootstrap + " 2>&1");
   ASSERT_EQ(replay.exit_code, 0) << replay.output;
   ASSERT_NE(replay.output.find("impressions=" + std::to_string(kRows) + " "), std::string::npos) << replay.output;
