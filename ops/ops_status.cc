@@ -198,6 +198,17 @@ int OpsStatusCommand(const std::vector<std::string>& args) {
     rows.push_back({c.name, c.address, c.up ? "up" : "DOWN", c.up ? (c.ready ? "ready" : "NOT READY") : "-",
                     VersionOf(c), LagOf(c, published), FreshnessOf(c)});
   PrintTable(rows);
+  for (const Component& c : components) {
+    if (c.kind != "learner" || !c.second) continue;
+    auto twin = c.second->Sum("freshet_learner_twin_consistency");
+    if (!twin) continue;
+    if (*twin < 0) {
+      std::printf("learner TWIN: GSU/ESU top-k overlap not measured yet (every consistency_interval_steps)\n");
+    } else {
+      std::printf("learner TWIN: GSU/ESU top-k overlap %.2f (1 = the cached projections pick what live weights "
+                  "would; low: refresh the projection cache more often)\n", *twin);
+    }
+  }
   int problems = 0;
   for (const Component& c : components) {
     if (c.problem.empty()) continue;

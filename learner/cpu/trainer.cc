@@ -21,6 +21,7 @@ StatusOr<std::unique_ptr<Trainer<T>>> Trainer<T>::Create(const LearnerConfig& co
   if (trainer->model_->twin() != nullptr && metrics != nullptr)
     trainer->twin_consistency_ = metrics->GetGauge("freshet_learner_twin_consistency",
                                                    "Share of ESU's top-k over the whole history that GSU selected");
+  if (trainer->twin_consistency_ != nullptr) trainer->twin_consistency_->Set(-1);  // -1: not measured yet
   trainer->dense_opt_ = std::make_unique<DenseOptimizer<T>>(config.dense_optimizer(), trainer->model_->params());
   trainer->sparse_opt_ = std::make_unique<SparseOptimizer<T>>(config.sparse_optimizer());
   return trainer;

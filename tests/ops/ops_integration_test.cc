@@ -214,6 +214,9 @@ TEST_F(OpsIntegrationTest, OpsStatusShowsEveryComponentInOneTable) {
       << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("learner +" + learner_ + " +up +ready +(v\\d+|ckpt \\d+|-) +- +trained [0-9.]+/[0-9.]+s")))
       << r.output;
+  // TWIN is on in the default config: its consistency comes from the running learner.
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("learner TWIN: GSU/ESU top-k overlap ([01]\\.\\d\\d|not measured yet)")))
+      << r.output;
 }
 
 TEST_F(OpsIntegrationTest, OpsStatusNamesAnUnreachableDaemonAndExitsOne) {
