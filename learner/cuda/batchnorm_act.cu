@@ -2,29 +2,13 @@
 #include "learner/cuda/batchnorm_act.cuh"
 
 #include "learner/cuda/cuda_check.cuh"
+#include "learner/cuda/device_math.cuh"
 
 namespace freshet::learner::cuda {
 namespace {
 
 constexpr int kChannels = 32;  // block x: channels (one warp)
 constexpr int kLanes = 8;      // block y: row lanes
-
-__device__ __forceinline__ float SigmoidF(float x) { return 1.f / (1.f + expf(-x)); }
-
-__device__ __forceinline__ float ActF(int act, float beta, float v) {
-  if (act == static_cast<int>(DeviceAct::kRelu)) return v > 0.f ? v : 0.f;
-  if (act == static_cast<int>(DeviceAct::kSwish)) return v * SigmoidF(beta * v);
-  return v;
-}
-
-__device__ __forceinline__ float ActGradF(int act, float beta, float v) {
-  if (act == static_cast<int>(DeviceAct::kRelu)) return v > 0.f ? 1.f : 0.f;
-  if (act == static_cast<int>(DeviceAct::kSwish)) {
-    const float s = SigmoidF(beta * v);
-    return s * (1.f + beta * v * (1.f - s));
-  }
-  return 1.f;
-}
 
 // Sums v over the kLanes row lanes of channel column threadIdx.x; every thread gets it.
 __device__ float LaneSum(float v, float (*buf)[kChannels]) {
@@ -39,7 +23,6 @@ __device__ float LaneSum(float v, float (*buf)[kChannels]) {
 __global__ void batchnorm_act_forward_kernel(BatchNormShape s, bool training, const float* x, BatchNormTensors t,
                                              float* zn, float* a) {
   __shared__ float buf[kLanes][kChannels];
-  const int act = static_cast<int>(s.act);
   for (int c0 = blockIdx.x * kChannels; c0 < s.channels; c0 += gridDim.x * kChannels) {
     const int c = c0 + threadIdx.x;
     const bool live = c < s.channels;
@@ -74,7 +57,7 @@ __global__ void batchnorm_act_forward_kernel(BatchNormShape s, bool training, co
       if (training) t.xhat[i] = xh;
       const float v = gamma * xh + beta;
       zn[i] = v;
-      a[i] = ActF(act, s.swish_beta, v);
+      a[i] = ActF(s.act, s.swish_beta, v);
     }
   }
 }
@@ -82,7 +65,6 @@ __global__ void batchnorm_act_forward_kernel(BatchNormShape s, bool training, co
 __global__ void batchnorm_act_backward_kernel(BatchNormShape s, BatchNormTensors t, const float* zn, const float* da,
                                               float* dgamma, float* dbeta, float* dx) {
   __shared__ float buf[kLanes][kChannels];
-  const int act = static_cast<int>(s.act);
   for (int c0 = blockIdx.x * kChannels; c0 < s.channels; c0 += gridDim.x * kChannels) {
     const int c = c0 + threadIdx.x;
     const bool live = c < s.channels;
@@ -90,7 +72,7 @@ __global__ void batchnorm_act_backward_kernel(BatchNormShape s, BatchNormTensors
     if (live)
       for (int r = threadIdx.y; r < s.batch; r += kLanes) {
         const long long i = static_cast<long long>(r) * s.channels + c;
-        const float dy = da[i] * ActGradF(act, s.swish_beta, zn[i]);
+        const float dy = ActBackwardF(s.act, s.swish_beta, zn[i], da[i]);
         sum_dy += dy;
         sum_dy_xhat += dy * t.xhat[i];
       }
@@ -105,7 +87,7 @@ __global__ void batchnorm_act_backward_kernel(BatchNormShape s, BatchNormTensors
     const float scale = t.gamma[c] * t.inv_std[c] / batch;
     for (int r = threadIdx.y; r < s.batch; r += kLanes) {
       const long long i = static_cast<long long>(r) * s.channels + c;
-      const float dy = da[i] * ActGradF(act, s.swish_beta, zn[i]);
+      const float dy = ActBackwardF(s.act, s.swish_beta, zn[i], da[i]);
       dx[i] += scale * (batch * dy - sum_dy - t.xhat[i] * sum_dy_xhat);
     }
   }

@@ -2,6 +2,7 @@
 #include "learner/cuda/dense_optimizer.cuh"
 
 #include "learner/cuda/cuda_check.cuh"
+#include "learner/cuda/device_math.cuh"
 
 namespace freshet::learner::cuda {
 namespace {
@@ -9,8 +10,7 @@ namespace {
 constexpr int kBlock = 256;
 
 __global__ void adam_update_kernel(AdamStep s, float* w, const float* g, float* m, float* v, long long n) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  FRESHET_GRID_STRIDE_LOOP(i, n) {
     const float gi = g[i];
     const float mi = s.beta1 * m[i] + (1.f - s.beta1) * gi;
     const float vi = s.beta2 * v[i] + (1.f - s.beta2) * gi * gi;
@@ -21,8 +21,7 @@ __global__ void adam_update_kernel(AdamStep s, float* w, const float* g, float* 
 }
 
 __global__ void dense_adagrad_update_kernel(float lr, float eps, float* w, const float* g, float* a, long long n) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  FRESHET_GRID_STRIDE_LOOP(i, n) {
     const float gi = g[i];
     a[i] += gi * gi;
     w[i] -= lr * gi / (sqrtf(a[i]) + eps);

@@ -1,6 +1,7 @@
 // Feature gate kernels (the element-wise part) and launchers; see feature_gate.cuh.
 #include "learner/cuda/feature_gate.cuh"
 
+#include "learner/cuda/device_math.cuh"
 #include "learner/cuda/gemm.cuh"
 
 namespace freshet::learner::cuda {
@@ -10,9 +11,8 @@ constexpr int kBlock = 256;
 
 // f holds u on entry and 2σ(u) on exit.
 __global__ void feature_gate_forward_kernel(const float* x, float* f, float* xg, long long n) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
-    const float gate = 2.f / (1.f + expf(-f[i]));
+  FRESHET_GRID_STRIDE_LOOP(i, n) {
+    const float gate = 2.f * SigmoidF(f[i]);
     f[i] = gate;
     xg[i] = x[i] * gate;
   }
@@ -20,8 +20,7 @@ __global__ void feature_gate_forward_kernel(const float* x, float* f, float* xg,
 
 __global__ void feature_gate_backward_kernel(const float* x, const float* f, const float* dxg, float* du, float* dx,
                                              long long n) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  FRESHET_GRID_STRIDE_LOOP(i, n) {
     const float fi = f[i];
     du[i] = dxg[i] * x[i] * (fi * (1.f - fi / 2.f));  // d/du 2σ(u) = f(1 − f/2)
     dx[i] += dxg[i] * fi;                              // direct path

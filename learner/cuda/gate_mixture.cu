@@ -3,6 +3,7 @@
 // memory; block size is a power of two for the tree reductions of backward.
 #include "learner/cuda/gate_mixture.cuh"
 
+#include "learner/cuda/device_math.cuh"
 #include "learner/cuda/linear.cuh"
 
 namespace freshet::learner::cuda {
@@ -26,7 +27,7 @@ __global__ void gate_mixture_forward_kernel(GateShape s, GateExperts e, bool acc
         }
         for (int i = 0; i < n; ++i) gs[i] /= sum;
       } else {
-        for (int i = 0; i < n; ++i) gs[i] = 1.f / (1.f + expf(-zrow[i]));
+        for (int i = 0; i < n; ++i) gs[i] = SigmoidF(zrow[i]);
       }
       for (int i = 0; i < n; ++i) zrow[i] = gs[i];
     }
@@ -59,14 +60,8 @@ __global__ void gate_mixture_backward_kernel(GateShape s, GateExperts e, const f
         partial += d * e.value[i][off + c];
         e.grad[i][off + c] += gs[i] * d;  // de_i += g_i ⊙ dh
       }
-      red[threadIdx.x] = partial;
-      __syncthreads();
-      for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
-        __syncthreads();
-      }
-      if (threadIdx.x == 0) as[i] = red[0];
-      __syncthreads();
+      const float a = BlockSum(partial, red);
+      if (threadIdx.x == 0) as[i] = a;
     }
     if (threadIdx.x == 0) {
       float* dzrow = dz + static_cast<long long>(b) * n;

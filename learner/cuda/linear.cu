@@ -1,6 +1,7 @@
 // Linear forward/backward: two cuBLAS GEMMs plus the bias kernels; see linear.cuh.
 #include "learner/cuda/linear.cuh"
 
+#include "learner/cuda/device_math.cuh"
 #include "learner/cuda/gemm.cuh"
 
 namespace freshet::learner::cuda {
@@ -10,8 +11,7 @@ constexpr int kBlock = 256;
 
 __global__ void bias_add_forward_kernel(float* y, const float* b, int rows, int cols) {
   const long long n = static_cast<long long>(rows) * cols;
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x)
+  FRESHET_GRID_STRIDE_LOOP(i, n)
     y[i] += b[i % cols];
 }
 

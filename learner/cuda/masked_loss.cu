@@ -2,23 +2,12 @@
 #include "learner/cuda/masked_loss.cuh"
 
 #include "learner/cuda/cuda_check.cuh"
+#include "learner/cuda/device_math.cuh"
 
 namespace freshet::learner::cuda {
 namespace {
 
 constexpr int kBlock = 256;  // power of two (tree reduction)
-
-__device__ float BlockSum(float v, float* red) {
-  red[threadIdx.x] = v;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
-    __syncthreads();
-  }
-  const float out = red[0];
-  __syncthreads();  // red is reused by the next call
-  return out;
-}
 
 __global__ void masked_loss_forward_backward_kernel(LossTasks tasks, int batch, const float* logits,
                                                     const float* labels, const float* masks, const float* weights,
@@ -45,7 +34,7 @@ __global__ void masked_loss_forward_backward_kernel(LossTasks tasks, int batch, 
         dz = 2.f * (z - y);
       } else {
         loss = fmaxf(z, 0.f) - z * y + log1pf(expf(-fabsf(z)));
-        dz = 1.f / (1.f + expf(-z)) - y;
+        dz = SigmoidF(z) - y;
       }
       sum += w * loss;
       dlogits[i] = omega * w * dz * inv_n;
@@ -59,10 +48,9 @@ __global__ void masked_loss_forward_backward_kernel(LossTasks tasks, int batch, 
 }
 
 __global__ void predictions_forward_kernel(LossTasks tasks, long long n, const float* logits, float* out) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  FRESHET_GRID_STRIDE_LOOP(i, n) {
     const float z = logits[i];
-    out[i] = tasks.regression[i % tasks.num_tasks] ? z : 1.f / (1.f + expf(-z));
+    out[i] = tasks.regression[i % tasks.num_tasks] ? z : SigmoidF(z);
   }
 }
 

@@ -2,14 +2,14 @@
 #include "learner/cuda/row_scatter.cuh"
 
 #include "learner/cuda/cuda_check.cuh"
+#include "learner/cuda/device_math.cuh"
 
 namespace freshet::learner::cuda {
 namespace {
 
 __global__ void row_scatter_forward_kernel(float* arena, int stride, const int32_t* rows, const float* src, int n) {
   const long long total = static_cast<long long>(n) * stride;
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  FRESHET_GRID_STRIDE_LOOP(i, total) {
     const long long r = i / stride;
     arena[static_cast<long long>(rows[r]) * stride + i % stride] = src[i];
   }

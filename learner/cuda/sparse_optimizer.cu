@@ -3,6 +3,7 @@
 #include "learner/cuda/sparse_optimizer.cuh"
 
 #include "learner/cuda/cuda_check.cuh"
+#include "learner/cuda/device_math.cuh"
 
 namespace freshet::learner::cuda {
 namespace {
@@ -15,8 +16,7 @@ template <bool kFtrl>
 __global__ void sparse_update_kernel(float* arena, int stride, int dim, const int32_t* rows, const float* grad,
                                      int num_rows, float lr, float eps, FtrlParams p) {
   const long long n = static_cast<long long>(num_rows) * dim;
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  FRESHET_GRID_STRIDE_LOOP(i, n) {
     const int c = static_cast<int>(i % dim);
     float* w = arena + static_cast<long long>(rows[i / dim]) * stride;
     const float g = grad[i];
