@@ -166,9 +166,8 @@ Status DeviceEmbeddingStore::Forward(int ld, float* x) {
   for (size_t s = 0; s < slots_.size(); ++s) {
     RETURN_IF_ERROR(ScatterRows(arena_[s].data(), stride_[s], st.d_ints.data() + st.upload_rows_at[s],
                                 st.d_floats.data() + st.upload_values_at[s], st.uploads[s], ctx_->compute()));
-    if (capacity_[s] == 0) {  // nothing admitted yet: the slot pools to zeros
-      RETURN_IF_ERROR(EnsureCapacity(static_cast<int>(s), 0));
-    }
+    // A slot with nothing admitted yet has no arena (null): every occurrence is −1,
+    // which the bag kernel pools as zeros without reading the arena.
     const BagShape shape{batch_, slots_[s].dim, stride_[s], slots_[s].column, ld, slots_[s].mean};
     RETURN_IF_ERROR(EmbeddingBagForward(shape, arena_[s].data(), st.d_ints.data() + st.offsets_at[s],
                                         st.d_ints.data() + st.occurrence_at[s], st.d_ints.data() + st.rows_at[s], x,
