@@ -602,6 +602,7 @@ TEST_F(JoinStoreTest, CorruptSegmentIsDataLossNamingTheStore) {
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(loaded.status().message().find(dir_.string()), std::string::npos);
+  EXPECT_NE(loaded.status().message().find("segment 0 of partition 0"), std::string::npos) << loaded.status();
 }
 
 TEST(JoinLogTest, EntriesRoundTripInOrder) {
