@@ -168,9 +168,10 @@ Rate LearnerOnly(const FreshetConfig& config, const std::vector<std::string>& sa
   const int64_t s0 = (*loop)->Progress().samples_trained;
   for (size_t i = b; i < n; ++i) (void)(*loop)->Add({0, static_cast<int64_t>(i), samples[i]});
   const double secs = bench::Seconds(t0), cpu = ProcessCpuSeconds() - cpu0;
-  (void)(*loop)->Finish();  // refreshes the prequential metrics
+  // Taken before Finish: it trains the partial batch outside the timed stretch.
   const learner::LearnerProgress p = (*loop)->Progress();
-  std::printf("  prequential AUC:%s\n", AucLine(p).c_str());
+  (void)(*loop)->Finish();  // refreshes the prequential metrics
+  std::printf("  prequential AUC:%s\n", AucLine((*loop)->Progress()).c_str());
   std::printf("  %lld samples in %lld steps, %.2f s (%.2f CPU s) from the first batch (%lld duplicates, %lld bad)\n",
               static_cast<long long>(p.samples_trained), static_cast<long long>(p.steps), secs, cpu,
               static_cast<long long>(p.duplicates_skipped), static_cast<long long>(p.bad_samples));
