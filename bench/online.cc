@@ -77,6 +77,16 @@ std::string AucLine(const learner::LearnerProgress& p) {
   return out.empty() ? " (none)" : out;
 }
 
+// Prints a timed stretch (from the first trained batch, `trained_before` samples then)
+// and returns its rate.
+Rate Report(const learner::LearnerProgress& p, int64_t trained_before, double secs, double cpu) {
+  std::printf("  %lld samples in %lld steps, %.2f s (%.2f CPU s) from the first batch (%lld duplicates, %lld bad)\n",
+              static_cast<long long>(p.samples_trained), static_cast<long long>(p.steps), secs, cpu,
+              static_cast<long long>(p.duplicates_skipped), static_cast<long long>(p.bad_samples));
+  const double trained = static_cast<double>(p.samples_trained - trained_before);
+  return {trained / secs, 1e6 * cpu / trained};
+}
+
 // Forwards to a source and notes the first assignment, so the joiner starts only once
 // the learner is in its group.
 class AssignWatch : public learner::SampleSource {
@@ -126,12 +136,7 @@ Rate TimeToTarget(learner::OnlineLearner* l, int64_t target) {
     std::printf("  WARNING: %lld of %lld samples trained in 300 s (lost in the embedded cluster?)\n",
                 static_cast<long long>(l->Progress().samples_trained), static_cast<long long>(target));
   const double secs = bench::Seconds(t0), cpu = ProcessCpuSeconds() - cpu0;
-  const learner::LearnerProgress p = l->Progress();
-  std::printf("  %lld samples in %lld steps, %.2f s (%.2f CPU s) from the first batch (%lld duplicates, %lld bad)\n",
-              static_cast<long long>(p.samples_trained), static_cast<long long>(p.steps), secs, cpu,
-              static_cast<long long>(p.duplicates_skipped), static_cast<long long>(p.bad_samples));
-  const double trained = static_cast<double>(p.samples_trained - s0);
-  return {trained / secs, 1e6 * cpu / trained};
+  return Report(l->Progress(), s0, secs, cpu);
 }
 
 // Every sample in the samples topic (the flush impressions never close, so none).
@@ -168,14 +173,11 @@ Rate LearnerOnly(const FreshetConfig& config, const std::vector<std::string>& sa
   const int64_t s0 = (*loop)->Progress().samples_trained;
   for (size_t i = b; i < n; ++i) (void)(*loop)->Add({0, static_cast<int64_t>(i), samples[i]});
   const double secs = bench::Seconds(t0), cpu = ProcessCpuSeconds() - cpu0;
+  // Counted before Finish: it trains the partial batch outside the timed stretch.
+  const Rate rate = Report((*loop)->Progress(), s0, secs, cpu);
   (void)(*loop)->Finish();  // refreshes the prequential metrics
-  const learner::LearnerProgress p = (*loop)->Progress();
-  std::printf("  prequential AUC:%s\n", AucLine(p).c_str());
-  std::printf("  %lld samples in %lld steps, %.2f s (%.2f CPU s) from the first batch (%lld duplicates, %lld bad)\n",
-              static_cast<long long>(p.samples_trained), static_cast<long long>(p.steps), secs, cpu,
-              static_cast<long long>(p.duplicates_skipped), static_cast<long long>(p.bad_samples));
-  const double trained = static_cast<double>(p.samples_trained - s0);
-  return {trained / secs, 1e6 * cpu / trained};
+  std::printf("  prequential AUC:%s\n", AucLine((*loop)->Progress()).c_str());
+  return rate;
 }
 
 }  // namespace

@@ -48,6 +48,10 @@ class TaskRules;
 // requires_positive task to be positive. With honour_windows, a label counts for a
 // task only when it arrives within that task's window_ms of the impression, as the
 // `wait` policy sees it; without, every label counts (logs whose labels have no delay).
+// This matches PartitionJoin::Evaluate while a request has at most one label per
+// kind, as the simulator and the KuaiRand replay emit; with several, any positive
+// counts here and the first regression label to arrive wins, where the joiner takes
+// the newest label per kind (value 0 retracts) and regression kinds in config order.
 //
 //   EvalCollector c;                       // or EvalCollector(keep) to filter impressions
 //   replay->AdvanceTo(end, &c);

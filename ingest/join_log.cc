@@ -57,13 +57,13 @@ Status ForEachJoinLogEntry(std::string_view segment, const std::string& where,
     in.remove_prefix(1);
     uint64_t id_len = 0, payload_len = 0;
     if (!KnownType(type) || !GetVarint(&in, &id_len) || id_len > in.size()) {
-      return DataLossError("join state segment " + where + " is corrupt at byte " +
+      return DataLossError("join state " + where + " is corrupt at byte " +
                            std::to_string(segment.size() - in.size()) + "; remove the directory to rebuild from Kafka");
     }
     const std::string_view id = in.substr(0, id_len);
     in.remove_prefix(id_len);
     if (!GetVarint(&in, &payload_len) || payload_len > in.size()) {
-      return DataLossError("join state segment " + where + " is truncated; remove the directory to rebuild from Kafka");
+      return DataLossError("join state " + where + " is truncated; remove the directory to rebuild from Kafka");
     }
     const std::string_view payload = in.substr(0, payload_len);
     in.remove_prefix(payload_len);

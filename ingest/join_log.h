@@ -48,7 +48,8 @@ void AppendJoinLogEntry(JoinLogEntry type, std::string_view id, const google::pr
                         std::string* segment);
 
 // Calls fn for each entry of `segment` in order until it returns false. DATA_LOSS
-// naming `where` when the segment is truncated or holds an unknown entry type.
+// naming `where` (e.g. "segment 7 of partition 0 in DIR") when the segment is
+// truncated or holds an unknown entry type.
 Status ForEachJoinLogEntry(std::string_view segment, const std::string& where,
                            const std::function<bool(JoinLogEntry, std::string_view, std::string_view)>& fn);
 

@@ -64,11 +64,7 @@ void PartitionJoin::SetConsumed(bool impressions_topic, int64_t next_offset) {
   meta_dirty_ = true;
 }
 
-void PartitionJoin::AddImpression(const Impression& imp, std::vector<Sample>* out) {
-  AddImpression(Impression(imp), out);
-}
-
-void PartitionJoin::AddImpression(Impression&& imp, std::vector<Sample>* out) {
+void PartitionJoin::AddImpression(Impression imp, std::vector<Sample>* out) {
   const int64_t event_time = imp.event_time_ms();
   ObserveTime(event_time, true);
   auto [it, inserted] = records_.try_emplace(imp.request_id());

@@ -99,9 +99,9 @@ class PartitionJoin {
                                                         IngestProbe* probe, Clock* clock);
 
   // REQUIRES: the event passed validation (ids set, finite values, known kind).
-  // Appends emitted samples to `out`.
-  void AddImpression(const Impression& impression, std::vector<Sample>* out);
-  void AddImpression(Impression&& impression, std::vector<Sample>* out);  // takes the features over
+  // Appends emitted samples to `out`. The impression is kept as the record: pass it
+  // with std::move so its features move in rather than being copied.
+  void AddImpression(Impression impression, std::vector<Sample>* out);
   void AddLabel(const Label& label, std::vector<Sample>* out);
 
   // Emits windows the watermark has closed, expires orphans past their TTL and

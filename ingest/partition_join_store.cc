@@ -160,9 +160,10 @@ StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStor
   Status parse_error;
   size_t entries = 0;
   const std::string prefix = JoinPartitionPrefix(partition);
-  auto corrupt = [&](std::string_view key) {
-    return DataLossError("join state entry " + std::string(key.substr(prefix.size())) + " of partition " +
-                         std::to_string(partition) + " in " + store.path() +
+  const std::string in_partition = "partition " + std::to_string(partition) + " in " + store.path();
+  // Names the request id and where it was read (the raw key of a segment is binary).
+  auto corrupt = [](std::string_view id, const std::string& where) {
+    return DataLossError("join state entry " + std::string(id) + " of " + where +
                          " is corrupt; remove the directory to rebuild from Kafka");
   };
   // Keys sort segments ('L', by sequence number) before the legacy per-record keys.
@@ -174,16 +175,18 @@ StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStor
       if (seq < static_cast<int64_t>(join->log_first_seq_) || seq >= static_cast<int64_t>(join->log_next_seq_)) {
         return true;  // superseded by a snapshot, or never committed with a meta
       }
-      Status s = ForEachJoinLogEntry(value, store.path(), [&](JoinLogEntry t, std::string_view id, std::string_view p) {
+      const std::string where = "segment " + std::to_string(seq) + " of " + in_partition;
+      Status s = ForEachJoinLogEntry(value, where, [&](JoinLogEntry t, std::string_view id, std::string_view p) {
         ++entries;
-        if (!join->ApplyStoredEntry(t, id, p)) parse_error = corrupt(key);
+        if (!join->ApplyStoredEntry(t, id, p)) parse_error = corrupt(id, where);
         return parse_error.ok();
       });
       if (!s.ok()) parse_error = s;
     } else if (type == kLegacyRecordType || type == kLegacyOrphanType) {
       join->legacy_keys_ = true;  // the next checkpoint rewrites them as a snapshot
       const JoinLogEntry t = type == kLegacyRecordType ? JoinLogEntry::kRecord : JoinLogEntry::kOrphans;
-      if (!join->ApplyStoredEntry(t, key.substr(prefix.size() + 1), value)) parse_error = corrupt(key);
+      const std::string_view id = key.substr(prefix.size() + 1);
+      if (!join->ApplyStoredEntry(t, id, value)) parse_error = corrupt(id, in_partition);
     }
     return parse_error.ok();
   }));

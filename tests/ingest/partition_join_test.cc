@@ -596,12 +596,13 @@ TEST_F(JoinStoreTest, CorruptSegmentIsDataLossNamingTheStore) {
   join_->AddImpression(Imp("a", T), &out_);
   Save();
   store::WriteBatch b;
-  b.Put(PartitionJoin::kRecordFamily, JoinLogSegmentKey(0, 0), std::string("r\x05ab", 4));  // id cut short
+  b.Put(PartitionJoin::kRecordFamily, JoinLogSegmentKey(0, 0), std::string("r\x05" "ab", 4));  // id length 5, 2 bytes left
   ASSERT_TRUE(store_->Write(b).ok());
   auto loaded = PartitionJoin::Load(*store_, 0, rules_.get(), config_.ingest(), probe_.get(), &clock_);
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(loaded.status().message().find(dir_.string()), std::string::npos);
+  EXPECT_NE(loaded.status().message().find("segment 0 of partition 0"), std::string::npos) << loaded.status();
 }
 
 TEST(JoinLogTest, EntriesRoundTripInOrder) {
