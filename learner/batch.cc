@@ -125,8 +125,8 @@ Status AttachBehaviours(const store::BehaviourCache& cache, Batch* batch) {
 
 Status AttachHistories(const std::vector<std::vector<store::Behaviour>>& histories, Batch* batch,
                        const std::vector<int32_t>& row_history) {
-  const size_t want = row_history.empty() ? static_cast<size_t>(batch->size) : histories.size();
-  if (histories.size() != want || (!row_history.empty() && static_cast<int>(row_history.size()) != batch->size))
+  const size_t rows = row_history.empty() ? histories.size() : row_history.size();
+  if (rows != static_cast<size_t>(batch->size))
     return InvalidArgumentError("got " + std::to_string(histories.size()) + " behaviour histories and " +
                                 std::to_string(row_history.size()) + " row indices for a batch of " +
                                 std::to_string(batch->size) + " samples");

@@ -10,8 +10,9 @@
 //                    state and dedup bytes
 //     m/<v>          the ModelManifest (version, train_step, consumed offsets, dense
 //                    CRC32C, metrics); written last in the batch, read first
-//   Older versions beyond `retained` are deleted in the same batch, and so are the
-//   caller's own writes (CheckpointData.also).
+//   The caller's own writes (CheckpointData.also) go first in the same batch, so they
+//   land exactly when the checkpoint does; older versions beyond `retained` are
+//   deleted in it too.
 //
 // ReadNewest walks manifests from the newest down and returns the first checkpoint
 // whose bytes verify, so one corrupt checkpoint falls back to the previous one.

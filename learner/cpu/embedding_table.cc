@@ -161,8 +161,7 @@ RowId EmbeddingTable<T>::UpsertRow(int slot, uint64_t id, const T* weights) {
     row = it->second.row;
   } else {
     row = AllocateRow(key, /*now_ms=*/0);
-    T* s = State(row);
-    for (int i = 0; i < dims_[slot] * options_.state_width; ++i) s[i] = static_cast<T>(options_.state_init);
+    InitState(row);
   }
   std::copy(weights, weights + dims_[slot], Weights(row));
   return row;
@@ -172,10 +171,7 @@ template <typename T>
 bool EmbeddingTable<T>::EraseRow(int slot, uint64_t id) {
   auto it = map_.find(EmbeddingKey{slot, id});
   if (it == map_.end()) return false;
-  free_rows_[slot].push_back(it->second.row.row);
-  lru_.erase(it->second.lru);
-  map_.erase(it);
-  bytes_used_ -= RowBytes(slot);
+  FreeRow(it);
   return true;
 }
 
@@ -185,18 +181,28 @@ void EmbeddingTable<T>::InitRow(const EmbeddingKey& key, RowId row) {
   T* w = Weights(row);
   const int d = dims_[key.slot];
   for (int i = 0; i < d; ++i) w[i] = static_cast<T>(options_.init_std * rng.Normal());
+  InitState(row);
+}
+
+template <typename T>
+void EmbeddingTable<T>::InitState(RowId row) {
   T* s = State(row);
-  for (int i = 0; i < d * options_.state_width; ++i) s[i] = static_cast<T>(options_.state_init);
+  for (int i = 0; i < dims_[row.slot] * options_.state_width; ++i) s[i] = static_cast<T>(options_.state_init);
 }
 
 template <typename T>
 void EmbeddingTable<T>::Evict(typename std::unordered_map<EmbeddingKey, Entry, KeyHash>::iterator it) {
-  const EmbeddingKey key = it->first;
-  free_rows_[key.slot].push_back(it->second.row.row);
+  eviction_log_.push_back(it->first);
+  FreeRow(it);
+}
+
+template <typename T>
+void EmbeddingTable<T>::FreeRow(typename std::unordered_map<EmbeddingKey, Entry, KeyHash>::iterator it) {
+  const int slot = it->first.slot;
+  free_rows_[slot].push_back(it->second.row.row);
   lru_.erase(it->second.lru);
   map_.erase(it);
-  bytes_used_ -= RowBytes(key.slot);
-  eviction_log_.push_back(key);
+  bytes_used_ -= RowBytes(slot);
 }
 
 template <typename T>

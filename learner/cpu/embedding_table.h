@@ -143,8 +143,10 @@ class EmbeddingTable {
   bool MakeRoom(int slot);                      // for one row of `slot`
   RowId Admit(const EmbeddingKey& key, int64_t now_ms);
   RowId AllocateRow(const EmbeddingKey& key, int64_t now_ms);  // storage + map + LRU entry
-  void Evict(std::unordered_map<EmbeddingKey, Entry, KeyHash>::iterator it);
-  void InitRow(const EmbeddingKey& key, RowId row);
+  void Evict(std::unordered_map<EmbeddingKey, Entry, KeyHash>::iterator it);  // logs it, then FreeRow
+  void FreeRow(std::unordered_map<EmbeddingKey, Entry, KeyHash>::iterator it);  // undoes AllocateRow
+  void InitRow(const EmbeddingKey& key, RowId row);  // drawn weights + InitState
+  void InitState(RowId row);                         // optimizer state = state_init
 
   EmbeddingTableOptions options_;
   std::vector<int> dims_;

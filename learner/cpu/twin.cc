@@ -178,24 +178,25 @@ void Twin<T>::Esu(const T* q, const TwinRequest& r, TwinItemFeatures<T>* feature
 template <typename T>
 void Twin<T>::GatherHistory(const TwinRequest& r, TwinItemFeatures<T>* features, store::ProjectionCache* cache,
                             int64_t version) {
-  const int n = static_cast<int>(gathered_.cand.size()), W = spec_.projection_width();
-  std::vector<uint64_t> items(n);
-  for (int i = 0; i < n; ++i) items[i] = r.behaviours[gathered_.cand[i]].item_id;
-  std::vector<float> proj(static_cast<size_t>(n) * W);
-  std::vector<store::ProjectionCache::Result> result;
-  cache->GetMany(items, version, proj.data(), &result);
-  std::vector<T> kh(spec_.item_dim), kp(W);
+  Gathered& g = gathered_;
+  const int n = static_cast<int>(g.cand.size()), W = spec_.projection_width();
+  g.items.resize(n);
+  for (int i = 0; i < n; ++i) g.items[i] = r.behaviours[g.cand[i]].item_id;
+  g.proj.resize(static_cast<size_t>(n) * W);
+  cache->GetMany(g.items, version, g.proj.data(), &g.result);
+  g.kh.resize(spec_.item_dim);
+  g.kp_fresh.resize(W);
   for (int i = 0; i < n; ++i) {  // refresh where missing or stale
-    if (result[i] == store::ProjectionCache::Result::kHit) continue;
-    features->Inherent(items[i], kh.data());
-    ProjectKey(kh.data(), kp.data());
-    float* row = proj.data() + static_cast<int64_t>(i) * W;
-    for (int o = 0; o < W; ++o) row[o] = static_cast<float>(kp[o]);
-    cache->Put(items[i], version, row);
+    if (g.result[i] == store::ProjectionCache::Result::kHit) continue;
+    features->Inherent(g.items[i], g.kh.data());
+    ProjectKey(g.kh.data(), g.kp_fresh.data());
+    float* row = g.proj.data() + static_cast<int64_t>(i) * W;
+    for (int o = 0; o < W; ++o) row[o] = static_cast<float>(g.kp_fresh[o]);
+    cache->Put(g.items[i], version, row);
   }
-  gathered_.kp.resize(proj.size());
-  for (size_t i = 0; i < proj.size(); ++i) gathered_.kp[i] = static_cast<T>(proj[i]);
-  gathered_.buckets.resize(static_cast<size_t>(n) * kTwinCrossFeatures);
+  g.kp.resize(g.proj.size());
+  for (size_t i = 0; i < g.proj.size(); ++i) g.kp[i] = static_cast<T>(g.proj[i]);
+  g.buckets.resize(static_cast<size_t>(n) * kTwinCrossFeatures);
   for (int i = 0; i < n; ++i) TwinCrossBuckets(r.behaviours[gathered_.cand[i]], r.time_ms, &gathered_.buckets[i * kTwinCrossFeatures]);
   gathered_.projected = true;
 }
@@ -211,7 +212,6 @@ void Twin<T>::Forward(const Mat<T>& query, const std::vector<TwinRequest>& reque
   PrepareCrossTerms();
   samples_.assign(B, Sample{});
   cat_.setZero(B, spec_.heads * spec_.value_dim);
-  gathered_ = Gathered{};
   for (int b = 0; b < B; ++b) {
     const TwinRequest& r = requests[b];
     Sample& s = samples_[b];
@@ -219,12 +219,13 @@ void Twin<T>::Forward(const Mat<T>& query, const std::vector<TwinRequest>& reque
     ProjectQuery(query.row(b).data(), s.qp.data());
     // Rows of one request (serving's candidates) share one history view and time:
     // its candidates, cached projections and cross buckets are gathered once; only
-    // the query differs per row.
+    // the query differs per row. b == 0: the cache and weights may have moved since
+    // the last Forward. The buffers keep their capacity from request to request.
     if (b == 0 || r.behaviours != gathered_.request.behaviours || r.count != gathered_.request.count ||
         r.time_ms != gathered_.request.time_ms) {
-      gathered_ = Gathered{};
       gathered_.request = r;
       gathered_.cand = Candidates(r);
+      gathered_.projected = false;
     }
     const std::vector<int>& cand = gathered_.cand;
     const int n = static_cast<int>(cand.size());

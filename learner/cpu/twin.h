@@ -141,6 +141,13 @@ class Twin {
     bool projected = false;    // kp and buckets filled
     std::vector<T> kp;         // (n, A·d_k)  cached K_h W^h, as T
     std::vector<int> buckets;  // (n, J)
+    // GatherHistory's scratch. Kept, like kp and buckets, across requests and steps:
+    // in training nearly every row is its own request, and with a 10,000-behaviour
+    // history proj and kp are 2.5 MB each (A·d_k = 64), too much to allocate per row.
+    std::vector<uint64_t> items;                         // (n)
+    std::vector<float> proj;                             // (n, A·d_k) as the cache stores it
+    std::vector<store::ProjectionCache::Result> result;  // (n)
+    std::vector<T> kh, kp_fresh;                         // (H), (A·d_k): one refreshed key
   };
   // Fills gathered_.kp/buckets for gathered_.cand from the cache, refreshing misses.
   void GatherHistory(const TwinRequest& r, TwinItemFeatures<T>* features, store::ProjectionCache* cache,

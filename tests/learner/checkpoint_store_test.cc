@@ -1,5 +1,5 @@
 // CheckpointStore on a temp-dir RocksDB: round trip, retention, fallback past a
-// corrupt newest checkpoint, and no checkpoint at all.
+// corrupt newest checkpoint, no checkpoint at all, and the caller's writes beside it.
 #include "learner/checkpoint_store.h"
 
 #include <gtest/gtest.h>
@@ -83,6 +83,25 @@ TEST(CheckpointStoreTest, CorruptNewestFallsBackToThePreviousOne) {
   auto bad = store.ReadNewest();
   EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(bad.status().message().find("move the directory aside"), std::string::npos) << bad.status();
+}
+
+// CheckpointData.also (the TWIN appends a checkpoint commits) is written by Write,
+// in its batch, and survives the checkpoint's own retention deletes.
+TEST(CheckpointStoreTest, CallersWritesLandWithTheCheckpoint) {
+  TempDir dir("ckpt_also");
+  auto db = OpenStore(dir.path);
+  ASSERT_NE(db, nullptr);
+  CheckpointStore store(db.get(), /*retained=*/1);
+  for (int n = 1; n <= 2; ++n) {
+    CheckpointData d = Data(n, 16);
+    d.also.Put(CheckpointStore::kFamily, "also/" + std::to_string(n), "with checkpoint " + std::to_string(n));
+    ASSERT_TRUE(store.Write(std::move(d)).ok());
+  }
+  for (int n = 1; n <= 2; ++n) {
+    auto got = db->Get(CheckpointStore::kFamily, "also/" + std::to_string(n));
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->value_or("<missing>"), "with checkpoint " + std::to_string(n));
+  }
 }
 
 TEST(CheckpointStoreTest, Crc32cMatchesTheStandardCheckValue) {

@@ -5,12 +5,9 @@
 #include "learner/cpu/worker_pool.h"
 
 #include <gtest/gtest.h>
-#include <google/protobuf/text_format.h>
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
-#include <sstream>
 
 #include "learner/cpu/trainer.h"
 #include "tests/learner/cpu/test_util.h"
@@ -57,9 +54,11 @@ std::string TrainState(LearnerConfig config, const std::vector<TaskConfig>& task
 TEST(WorkerPoolTest, ThreadCountDoesNotChangeTrainingOfAnyFamily) {
   for (ModelFamily family : {FAMILY_SHARED_BOTTOM, FAMILY_MMOE, FAMILY_CGC, FAMILY_PLE, FAMILY_HOME}) {
     LearnerConfig config = testing::SmallConfig(family);
-    // Widths past one 8-column slice, so single experts are split between threads too.
-    config.mutable_model()->set_expert_hidden(0, 24);
-    config.mutable_model()->set_expert_output_dim(16);
+    // Widths of several 24-column slices (expert_group.cc's kSplitAlign), so the lone
+    // task-specific experts (num_specific_experts = 1) are split between 2 and 3
+    // threads too; at 24 or less a lone expert stays whole in one part.
+    config.mutable_model()->set_expert_hidden(0, 72);
+    config.mutable_model()->set_expert_output_dim(48);
     const std::string one = TrainState(config, testing::SmallTasks(), 1, 40, 3);
     ASSERT_FALSE(one.empty());
     for (int threads : {2, 3})
