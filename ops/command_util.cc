@@ -35,7 +35,14 @@ std::optional<CommandSetup> SetUpCommand(const std::string& name, const std::vec
   };
   auto flags = Flags::Parse(args, with_value, switches);
   if (!flags.ok()) return fail(flags.status());
-  auto loaded = LoadEffectiveConfig(flags->Get("config"));
+  FreshetConfig before_defaults;
+  if (flags->Has("replay")) {
+    if (flags->Get("replay") != "kuairand")
+      return fail(InvalidArgumentError("--replay " + flags->Get("replay") +
+                                       ": unknown data set (kuairand is the one there is)"));
+    before_defaults.mutable_replay()->set_dataset(flags->Get("replay"));
+  }
+  auto loaded = LoadEffectiveConfig(flags->Get("config"), before_defaults);
   if (!loaded.ok()) return fail(loaded.status());
   FreshetConfig config = std::move(loaded).value();
   if (flags->Has("kafka")) config.mutable_kafka()->set_bootstrap_servers(flags->Get("kafka"));

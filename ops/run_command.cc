@@ -42,19 +42,7 @@ Status ApplyRunFlags(const Flags& flags, FreshetConfig* config) {
   config->mutable_simulator()->set_seed(static_cast<uint64_t>(seed));
   ASSIGN_OR_RETURN(double rate, flags.GetDouble("rate", config->simulator().impressions_per_second(), 0.001, 1e6));
   config->mutable_simulator()->set_impressions_per_second(rate);
-  if (flags.Has("replay")) {
-    if (flags.Get("replay") != "kuairand")
-      return InvalidArgumentError("--replay " + flags.Get("replay") + ": unknown data set (kuairand is the one there is)");
-    config->mutable_replay()->set_dataset("kuairand");
-    // As `replay { dataset: "kuairand" }` would: the log's feature layout, unless the
-    // config file names its own slots.
-    FreshetConfig raw;
-    if (flags.Has("config")) {
-      ASSIGN_OR_RETURN(raw, LoadConfigFile(flags.Get("config")));
-    }
-    if (raw.learner().model().sparse_slots_size() + raw.learner().model().dense_slots_size() == 0)
-      SetKuaiRandSlots(config->mutable_learner()->mutable_model());
-  }
+  // --replay itself was applied before the defaults (SetUpCommand).
   if (flags.Has("rate") && !config->replay().dataset().empty())
     config->mutable_replay()->set_impressions_per_second(rate);
   if (flags.Has("admin-port")) {
