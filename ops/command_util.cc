@@ -2,6 +2,7 @@
 #include "ops/command_util.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <google/protobuf/stubs/logging.h>
 
@@ -49,6 +50,11 @@ std::optional<CommandSetup> SetUpCommand(const std::string& name, const std::vec
   if (flags->Has("data-dir")) config.mutable_store()->set_data_dir(flags->Get("data-dir"));
   if (Status v = Validate(config); !v.ok()) return fail(v);
   return CommandSetup{std::move(flags).value(), std::move(config)};
+}
+
+std::string DataDir() {
+  const char* env = std::getenv("FRESHET_DATA_DIR");
+  return env != nullptr && *env != '\0' ? std::string(env) : std::string(FRESHET_SOURCE_DIR "/../shared/data");
 }
 
 void ApplyLogLevel(const FreshetConfig& config) {

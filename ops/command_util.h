@@ -24,6 +24,10 @@ struct CommandSetup {
 std::optional<CommandSetup> SetUpCommand(const std::string& name, const std::vector<std::string>& args,
                                          std::set<std::string> with_value, const std::set<std::string>& switches);
 
+// Where the shared data sets live (kuairand-pure/, census-income-kdd/):
+// $FRESHET_DATA_DIR when set, else ../shared/data beside the source tree.
+std::string DataDir();
+
 // Applies config.log_level to the process's logger.
 void ApplyLogLevel(const FreshetConfig& config);
 
