@@ -184,15 +184,17 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
 
   std::vector<std::string> variants = SplitList(f.Get("family"));
   if (variants.empty()) variants.push_back("");  // the config's own family
+  // The file as written, before the defaults: ApplyDefaults gives a slot-less config the
+  // simulator's slots and TWIN, so what the file itself says decides the data set's
+  // layout and the --twin default. (SetUpCommand has already parsed it.)
+  FreshetConfig file;
+  if (f.Has("config")) {
+    if (auto raw = LoadConfigFile(f.Get("config")); raw.ok()) file = std::move(raw).value();
+  }
   // TWIN runs of each variant: false = off, true = on.
   std::vector<bool> twin_runs;
   {
-    bool file_enables = false;
-    if (f.Has("config")) {
-      auto raw = LoadConfigFile(f.Get("config"));
-      file_enables = raw.ok() && raw->learner().model().twin().enabled();
-    }
-    const std::string twin = f.Get("twin", file_enables ? "on" : "off");
+    const std::string twin = f.Get("twin", file.learner().model().twin().enabled() ? "on" : "off");
     if (twin == "off" || twin == "both") twin_runs.push_back(false);
     if (twin == "on" || twin == "both") twin_runs.push_back(true);
     if (twin_runs.empty())
@@ -221,13 +223,9 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
   options.mode = mode == "offline" ? learner::EvalMode::kOffline : learner::EvalMode::kPrequential;
   options.passes = static_cast<int>(*passes);
   options.window = static_cast<size_t>(*window);
-  // ApplyDefaults gives a slot-less config the simulator's slots, so look at the file
-  // itself: the data set's layout is used unless the file names slots.
-  bool config_names_slots = false;
-  if (f.Has("config")) {
-    auto raw = LoadConfigFile(f.Get("config"));
-    config_names_slots = raw.ok() && raw->learner().model().sparse_slots_size() + raw->learner().model().dense_slots_size() > 0;
-  }
+  // The data set's layout is used unless the file names slots.
+  const bool config_names_slots =
+      file.learner().model().sparse_slots_size() + file.learner().model().dense_slots_size() > 0;
   ProgressBar bar;
   std::vector<VariantRuns> results;
   const size_t runs_total = variants.size() * twin_runs.size();
