@@ -2,6 +2,7 @@
 #include "ops/command_util.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <google/protobuf/stubs/logging.h>
 
@@ -35,13 +36,25 @@ std::optional<CommandSetup> SetUpCommand(const std::string& name, const std::vec
   };
   auto flags = Flags::Parse(args, with_value, switches);
   if (!flags.ok()) return fail(flags.status());
-  auto loaded = LoadEffectiveConfig(flags->Get("config"));
+  FreshetConfig before_defaults;
+  if (flags->Has("replay")) {
+    if (flags->Get("replay") != "kuairand")
+      return fail(InvalidArgumentError("--replay " + flags->Get("replay") +
+                                       ": unknown data set (kuairand is the one there is)"));
+    before_defaults.mutable_replay()->set_dataset(flags->Get("replay"));
+  }
+  auto loaded = LoadEffectiveConfig(flags->Get("config"), before_defaults);
   if (!loaded.ok()) return fail(loaded.status());
   FreshetConfig config = std::move(loaded).value();
   if (flags->Has("kafka")) config.mutable_kafka()->set_bootstrap_servers(flags->Get("kafka"));
   if (flags->Has("data-dir")) config.mutable_store()->set_data_dir(flags->Get("data-dir"));
   if (Status v = Validate(config); !v.ok()) return fail(v);
   return CommandSetup{std::move(flags).value(), std::move(config)};
+}
+
+std::string DataDir() {
+  const char* env = std::getenv("FRESHET_DATA_DIR");
+  return env != nullptr && *env != '\0' ? std::string(env) : std::string(FRESHET_SOURCE_DIR "/../shared/data");
 }
 
 void ApplyLogLevel(const FreshetConfig& config) {

@@ -1,6 +1,6 @@
 // Shared start-up of `freshet` subcommands: parse flags, load the effective config
-// (--config FILE), apply the overrides every daemon accepts (--kafka, --data-dir),
-// validate. Errors are printed as "freshet NAME: ..." and the caller exits 2.
+// (--config FILE), apply the overrides every daemon accepts (--kafka, --data-dir) and
+// `freshet run`'s --replay, validate. Errors are printed as "freshet NAME: ..." and the caller exits 2.
 #pragma once
 
 #include <optional>
@@ -19,9 +19,14 @@ struct CommandSetup {
 };
 
 // `with_value` and `switches` are the command's own flags; "config" is always
-// accepted, "kafka" and "data-dir" when listed in `with_value`.
+// accepted, "kafka", "data-dir" and "replay" when listed in `with_value`. --replay
+// sets replay.dataset before the defaults are applied, as the field in the file would.
 std::optional<CommandSetup> SetUpCommand(const std::string& name, const std::vector<std::string>& args,
                                          std::set<std::string> with_value, const std::set<std::string>& switches);
+
+// Where the shared data sets live (kuairand-pure/, census-income-kdd/):
+// $FRESHET_DATA_DIR when set, else ../shared/data beside the source tree.
+std::string DataDir();
 
 // Applies config.log_level to the process's logger.
 void ApplyLogLevel(const FreshetConfig& config);

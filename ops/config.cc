@@ -182,8 +182,8 @@ void DefaultOnlineRates(FreshetConfig* config) {
   if (!l->sparse_optimizer().has_learning_rate()) l->mutable_sparse_optimizer()->set_learning_rate(0.3f);
 }
 
-}  // namespace
-
+// The KuaiRand replay's feature layout: 34 sparse slots 8 wide, 5 one-value dense
+// slots (ingest/kuairand_replay.h).
 void SetKuaiRandSlots(ModelConfig* model) {
   model->clear_sparse_slots();
   model->clear_dense_slots();
@@ -199,6 +199,8 @@ void SetKuaiRandSlots(ModelConfig* model) {
     d->set_width(1);
   }
 }
+
+}  // namespace
 
 StatusOr<FreshetConfig> ParseConfigText(const std::string& text, const std::string& source) {
   FreshetConfig config;
@@ -412,11 +414,12 @@ std::string ConfigToText(const FreshetConfig& config) {
   return out;
 }
 
-StatusOr<FreshetConfig> LoadEffectiveConfig(const std::string& path) {
+StatusOr<FreshetConfig> LoadEffectiveConfig(const std::string& path, const FreshetConfig& overrides) {
   FreshetConfig config;
   if (!path.empty()) {
     ASSIGN_OR_RETURN(config, LoadConfigFile(path));
   }
+  config.MergeFrom(overrides);
   ApplyDefaults(&config);
   Status s = Validate(config);
   if (!s.ok()) return s.Annotate(path.empty() ? "default config" : "config " + path);

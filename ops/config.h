@@ -19,11 +19,6 @@ StatusOr<FreshetConfig> ParseConfigText(const std::string& text, const std::stri
 // per-kind label delays when those lists are empty.
 void ApplyDefaults(FreshetConfig* config);
 
-// Replaces the model's input slots with the KuaiRand replay's feature layout (34
-// sparse slots 8 wide, 5 one-value dense slots; ingest/kuairand_replay.h). The
-// defaults use it when replay.dataset is "kuairand" and the config names no slots.
-void SetKuaiRandSlots(ModelConfig* model);
-
 // The config with every default filled in.
 FreshetConfig DefaultConfig();
 
@@ -34,8 +29,11 @@ Status Validate(const FreshetConfig& config);
 // Text format of `config`, for /config and `freshet config --print`.
 std::string ConfigToText(const FreshetConfig& config);
 
-// Load + ApplyDefaults + Validate; an empty path means defaults only.
-StatusOr<FreshetConfig> LoadEffectiveConfig(const std::string& path);
+// Load + ApplyDefaults + Validate; an empty path means defaults only. Fields set in
+// `overrides` replace the file's before the defaults are applied, for a flag the
+// defaults depend on (`freshet run --replay kuairand` = replay.dataset: the data
+// set's slot layout, as the same field in the file gives).
+StatusOr<FreshetConfig> LoadEffectiveConfig(const std::string& path, const FreshetConfig& overrides = {});
 
 // Index of the task named `name`, or -1.
 int TaskIndex(const FreshetConfig& config, const std::string& name);

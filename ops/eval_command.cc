@@ -36,7 +36,8 @@ constexpr const char* kEvalUsage =
     "  --seeds N --seed S           N runs with learner seeds S, S+1, ... (default 1 run, S=1)\n"
     "  --passes N                   offline passes (default 1)\n"
     "  --json FILE                  write every run (metrics, diagnostics, loss curves)\n"
-    "  --data-path FILE             data file (default: ../shared/data/... of the source tree)\n"
+    "  --data-path FILE             data file (default: under $FRESHET_DATA_DIR, else\n"
+    "                               ../shared/data beside the source tree)\n"
     "  --window N                   metrics over the newest N samples per task (default all)\n"
     "  synthetic: --correlation P --rows N --test-rows N --input-dim D\n"
     "  census:    --census-group 1|2 --split-seed S (80/20 split of part-a)\n"
@@ -47,8 +48,6 @@ constexpr const char* kEvalUsage =
     "             --twin off|on|both  TWIN long-term behaviour module over the item slot\n"
     "                               (histories from the log in time order; default off, or\n"
     "                               on when the config file enables learner.model.twin)\n";
-
-const char* kDataDir = FRESHET_SOURCE_DIR "/../shared/data";
 
 // Applies a variant name to the learner config; false for an unknown name.
 bool ApplyVariant(const std::string& name, ModelConfig* m) {
@@ -120,12 +119,12 @@ StatusOr<ingest::EvalData> LoadData(const DataChoice& d, const FreshetConfig& co
   }
   if (d.kind == "census") {
     ingest::CensusOptions o = d.census;
-    o.path = d.path.empty() ? std::string(kDataDir) + "/census-income-kdd/census-income.part-a.gz" : d.path;
+    o.path = d.path.empty() ? DataDir() + "/census-income-kdd/census-income.part-a.gz" : d.path;
     return ingest::LoadCensus(o);
   }
   if (d.kind == "simulator") return SimulatedEvalData(config, d.simulator);
   ingest::KuaiRandDataOptions o = d.kuairand;
-  o.log_path = d.path.empty() ? std::string(kDataDir) + "/kuairand-pure/log_standard_4_25_to_4_30_pure.csv.gz" : d.path;
+  o.log_path = d.path.empty() ? DataDir() + "/kuairand-pure/log_standard_4_25_to_4_30_pure.csv.gz" : d.path;
   return ingest::LoadKuaiRand(o, config);
 }
 
@@ -185,15 +184,17 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
 
   std::vector<std::string> variants = SplitList(f.Get("family"));
   if (variants.empty()) variants.push_back("");  // the config's own family
+  // The file as written, before the defaults: ApplyDefaults gives a slot-less config the
+  // simulator's slots and TWIN, so what the file itself says decides the data set's
+  // layout and the --twin default. (SetUpCommand has already parsed it.)
+  FreshetConfig file;
+  if (f.Has("config")) {
+    if (auto raw = LoadConfigFile(f.Get("config")); raw.ok()) file = std::move(raw).value();
+  }
   // TWIN runs of each variant: false = off, true = on.
   std::vector<bool> twin_runs;
   {
-    bool file_enables = false;
-    if (f.Has("config")) {
-      auto raw = LoadConfigFile(f.Get("config"));
-      file_enables = raw.ok() && raw->learner().model().twin().enabled();
-    }
-    const std::string twin = f.Get("twin", file_enables ? "on" : "off");
+    const std::string twin = f.Get("twin", file.learner().model().twin().enabled() ? "on" : "off");
     if (twin == "off" || twin == "both") twin_runs.push_back(false);
     if (twin == "on" || twin == "both") twin_runs.push_back(true);
     if (twin_runs.empty())
@@ -222,13 +223,9 @@ int EvalCommand(const std::vector<std::string>& raw_args) {
   options.mode = mode == "offline" ? learner::EvalMode::kOffline : learner::EvalMode::kPrequential;
   options.passes = static_cast<int>(*passes);
   options.window = static_cast<size_t>(*window);
-  // ApplyDefaults gives a slot-less config the simulator's slots, so look at the file
-  // itself: the data set's layout is used unless the file names slots.
-  bool config_names_slots = false;
-  if (f.Has("config")) {
-    auto raw = LoadConfigFile(f.Get("config"));
-    config_names_slots = raw.ok() && raw->learner().model().sparse_slots_size() + raw->learner().model().dense_slots_size() > 0;
-  }
+  // The data set's layout is used unless the file names slots.
+  const bool config_names_slots =
+      file.learner().model().sparse_slots_size() + file.learner().model().dense_slots_size() > 0;
   ProgressBar bar;
   std::vector<VariantRuns> results;
   const size_t runs_total = variants.size() * twin_runs.size();

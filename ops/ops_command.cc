@@ -14,11 +14,13 @@
 // --config FILE. Exit codes: 0 done, 1 the learner refused or is unreachable, 2 usage.
 #include <cstdio>
 #include <cstdlib>
+#include <tuple>
 
 #include "common/http_client.h"
 #include "ops/command_util.h"
 #include "ops/commands.h"
 #include "ops/learner_component.h"
+#include "ops/metrics_scrape.h"
 
 namespace freshet::ops {
 namespace {
@@ -65,14 +67,9 @@ int OpsCommand(const std::vector<std::string>& args) {
   std::string host = "127.0.0.1";
   int port = config.admin().learner_port();
   if (flags.Has("learner")) {
-    const std::string target = flags.Get("learner");
-    const size_t colon = target.rfind(':');
-    char* end = nullptr;
-    const long p = colon == std::string::npos ? -1 : std::strtol(target.c_str() + colon + 1, &end, 10);
-    if (colon == std::string::npos || colon == 0 || p <= 0 || p > 65535 || *end != '\0')
-      return Fail("--learner must be HOST:PORT (the learner's admin address), got '" + target + "'", 2);
-    host = target.substr(0, colon);
-    port = static_cast<int>(p);
+    auto hp = ParseHostPort(flags.Get("learner"), "--learner (the learner's admin address)");
+    if (!hp.ok()) return Fail(hp.status().message(), 2);
+    std::tie(host, port) = *hp;
   }
 
   std::string method = "POST", path = "/v1/" + action;

@@ -6,7 +6,6 @@
 // a summary when it stops (Ctrl-C, SIGTERM or --duration).
 #include <cinttypes>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 
 #include "common/clock.h"
@@ -31,8 +30,6 @@ namespace {
 
 constexpr int64_t kProgressIntervalMs = 5000;
 constexpr int64_t kTickMs = 20;
-// Where the data sets live when FRESHET_DATA_DIR is not set (beside the source tree).
-constexpr const char* kDefaultDataDir = FRESHET_SOURCE_DIR "/../shared/data";
 
 // Applies run's own overrides on top of the effective config and re-validates.
 // --admin-port 0 puts every admin server on a free port (tests); another value moves
@@ -42,19 +39,7 @@ Status ApplyRunFlags(const Flags& flags, FreshetConfig* config) {
   config->mutable_simulator()->set_seed(static_cast<uint64_t>(seed));
   ASSIGN_OR_RETURN(double rate, flags.GetDouble("rate", config->simulator().impressions_per_second(), 0.001, 1e6));
   config->mutable_simulator()->set_impressions_per_second(rate);
-  if (flags.Has("replay")) {
-    if (flags.Get("replay") != "kuairand")
-      return InvalidArgumentError("--replay " + flags.Get("replay") + ": unknown data set (kuairand is the one there is)");
-    config->mutable_replay()->set_dataset("kuairand");
-    // As `replay { dataset: "kuairand" }` would: the log's feature layout, unless the
-    // config file names its own slots.
-    FreshetConfig raw;
-    if (flags.Has("config")) {
-      ASSIGN_OR_RETURN(raw, LoadConfigFile(flags.Get("config")));
-    }
-    if (raw.learner().model().sparse_slots_size() + raw.learner().model().dense_slots_size() == 0)
-      SetKuaiRandSlots(config->mutable_learner()->mutable_model());
-  }
+  // --replay itself was applied before the defaults (SetUpCommand).
   if (flags.Has("rate") && !config->replay().dataset().empty())
     config->mutable_replay()->set_impressions_per_second(rate);
   if (flags.Has("admin-port")) {
@@ -168,8 +153,7 @@ int RunCommand(const std::vector<std::string>& args) {
   // 0. What feeds the pipeline; a missing data set fails before anything starts.
   std::unique_ptr<EventSource> source;
   if (config.replay().dataset() == "kuairand") {
-    const char* env = std::getenv("FRESHET_DATA_DIR");
-    auto log = FindKuaiRandLog(config.replay(), env != nullptr && *env != '\0' ? std::string(env) : kDefaultDataDir);
+    auto log = FindKuaiRandLog(config.replay(), DataDir());
     auto opened = log.ok() ? OpenKuaiRandSource(config.replay(), *log, started_ms) : log.status();
     if (!opened.ok()) {
       std::fprintf(stderr, "freshet run: --replay kuairand: %s\n", opened.status().message().c_str());

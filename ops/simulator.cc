@@ -18,6 +18,18 @@ constexpr uint32_t kTags = 400;
 float Sigmoid(double x) { return static_cast<float>(1.0 / (1.0 + std::exp(-x))); }
 double Logit(double p) { return std::log(p / (1 - p)); }
 
+// Cumulative Zipf weights 1/r^s over ranks 1..n, normalised so the last is 1.
+std::vector<double> ZipfCdf(size_t n, double s) {
+  std::vector<double> cdf(n);
+  double total = 0;
+  for (size_t r = 0; r < n; ++r) {
+    total += 1.0 / std::pow(static_cast<double>(r + 1), s);
+    cdf[r] = total;
+  }
+  for (auto& c : cdf) c /= total;
+  return cdf;
+}
+
 }  // namespace
 
 TrafficSimulator::TrafficSimulator(const SimulatorConfig& config, int64_t start_ms)
@@ -60,23 +72,11 @@ TrafficSimulator::TrafficSimulator(const SimulatorConfig& config, int64_t start_
   item_by_rank_.resize(items_.size());
   for (size_t i = 0; i < items_.size(); ++i) item_by_rank_[i] = static_cast<uint32_t>(i);
   for (size_t i = items_.size(); i > 1; --i) std::swap(item_by_rank_[i - 1], item_by_rank_[static_cast<size_t>(Uniform() * i)]);
-  item_cdf_.resize(items_.size());
-  double total = 0;
-  for (size_t r = 0; r < items_.size(); ++r) {
-    total += 1.0 / std::pow(static_cast<double>(r + 1), config_.item_popularity_zipf());
-    item_cdf_[r] = total;
+  for (size_t r = 0; r < items_.size(); ++r)
     items_[item_by_rank_[r]].popularity_rank = static_cast<uint32_t>(r + 1);
-  }
-  for (auto& c : item_cdf_) c /= total;
-  if (config_.user_activity_zipf() > 0) {
-    user_cdf_.resize(users_.size());
-    double users_total = 0;
-    for (size_t r = 0; r < users_.size(); ++r) {
-      users_total += 1.0 / std::pow(static_cast<double>(r + 1), config_.user_activity_zipf());
-      user_cdf_[r] = users_total;
-    }
-    for (auto& c : user_cdf_) c /= users_total;
-  }
+  item_cdf_ = ZipfCdf(items_.size(), config_.item_popularity_zipf());
+  // Users are ranked by index; 0 leaves user_cdf_ empty (uniform).
+  if (config_.user_activity_zipf() > 0) user_cdf_ = ZipfCdf(users_.size(), config_.user_activity_zipf());
   for (const auto& d : config_.label_delays()) delays_[d.kind()] = {std::log(d.median_ms()), d.log_sigma()};
 }
 

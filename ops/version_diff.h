@@ -14,7 +14,9 @@
 //
 //   ASSIGN_OR_RETURN(ModelUpdate a, snapshots.Materialize(3));
 //   ASSIGN_OR_RETURN(ModelUpdate b, snapshots.Materialize(7));
-//   ASSIGN_OR_RETURN(VersionDiff d, DiffVersions(a, b));
+//   ASSIGN_OR_RETURN(ModelManifest ma, snapshots.Manifest(3));
+//   ASSIGN_OR_RETURN(ModelManifest mb, snapshots.Manifest(7));
+//   ASSIGN_OR_RETURN(VersionDiff d, DiffVersions(a, b, ma, mb));
 //   std::string text = DiffText(d);
 //
 // Thread-safety: the functions are pure; RegisterVersionDiff's handler reads the

@@ -32,6 +32,11 @@ function countPoints(datasets) {
   return n;
 }
 
+// data-series: "label:points,..." per dataset.
+function seriesPoints(datasets) {
+  return datasets.map(d => d.label + ':' + countPoints([d])).join(',');
+}
+
 function render(id, labels, datasets) {
   const chart = charts[id];
   chart.data.labels = labels;
@@ -40,7 +45,7 @@ function render(id, labels, datasets) {
   const card = document.getElementById(id);
   const n = countPoints(datasets);
   card.dataset.points = String(n);
-  card.dataset.series = datasets.map(d => d.label + ':' + countPoints([d])).join(',');
+  card.dataset.series = seriesPoints(datasets);
   card.dataset.state = n > 0 ? 'ok' : 'empty';
 }
 
@@ -90,8 +95,7 @@ function drawVersions(data, labels) {
     }
   }
   chart.update();
-  const card = document.getElementById('chart-versions');
-  card.dataset.series = chart.data.datasets.map(d => d.label + ':' + countPoints([d])).join(',');
+  document.getElementById('chart-versions').dataset.series = seriesPoints(chart.data.datasets);  // with the marks
   const list = document.getElementById('events');
   list.innerHTML = '';
   for (const e of data.events.slice(-10).reverse()) {

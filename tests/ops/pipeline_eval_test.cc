@@ -42,7 +42,7 @@
 #include "ops/ingest_component.h"
 #include "ops/learner_component.h"
 #include "schemas/sample.pb.h"
-#include "tests/util/shared_data.h"
+#include "tests/ops/kuairand_head.h"
 #include "tests/util/subprocess.h"
 
 namespace freshet::ops {
@@ -50,8 +50,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kData = freshet::testing::SharedDataPath("kuairand-pure");
-const std::string kLog = kData + "/log_standard_4_25_to_4_30_pure.csv.gz";
+const std::string kLog = freshet::testing::KuaiRandDir() + "/" + freshet::testing::kKuaiRandLogName;
 constexpr int kDefaultRows = 6144;              // 24 batches of 256
 constexpr int64_t kDefaultWindowMs = 900'000;   // > the log's longest play time (779 s)
 constexpr int kSeeds = 5;
@@ -61,17 +60,12 @@ int64_t EnvInt(const char* name, int64_t fallback) {
   return v != nullptr && *v != '\0' ? std::atoll(v) : fallback;
 }
 
-// The log path the replay reads: the first `rows` rows as a gz file beside links to the
-// feature files (the replay reads them from the log's folder), or the log itself.
+// The log path the replay reads: the first `rows` rows (tests/ops/kuairand_head.h), or
+// the log itself.
 std::string LogWithRows(const fs::path& dir, int64_t rows) {
   if (rows <= 0) return kLog;
-  fs::create_directories(dir);
-  for (const char* f : {"user_features_pure.csv.gz", "video_features_basic_pure.csv.gz"})
-    fs::create_symlink(kData + "/" + f, dir / f);
-  const std::string head = (dir / "log.csv.gz").string();
-  auto r = freshet::testing::RunShell("zcat '" + kLog + "' | head -n " + std::to_string(rows + 1) + " | gzip > '" +
-                                      head + "'");
-  return r.exit_code == 0 ? head : "";
+  const int clicks = freshet::testing::WriteKuaiRandHead(dir, static_cast<int>(rows), /*click_window_ms=*/0);
+  return clicks >= 0 ? (dir / freshet::testing::kKuaiRandLogName).string() : "";
 }
 
 // The eval config of `freshet eval --data kuairand` (configs/eval/kuairand.pbtxt with

@@ -84,9 +84,6 @@ TEST(SimulatorTest, ImpressionsCarryEverySlot) {
   for (const auto& d : imp.dense()) EXPECT_TRUE(std::isfinite(d.values(0)));
 }
 
-// Median and log-standard-deviation of the observed delays match the configured
-// log-normal within sampling tolerance (several thousand draws: the median's
-// relative standard error is ~1.25·σ/√n ≈ 1-2%, allow 6%; σ's ≈ 1/√(2n), allow 8%).
 // User activity follows the configured Zipf law, so heavy users build the long
 // histories TWIN needs: the most active user's share of impressions is 1/H(n, s)
 // (H the generalised harmonic number), within 5 standard errors; 0 means uniform.
@@ -123,6 +120,9 @@ TEST(SimulatorTest, UserActivityFollowsItsZipfExponent) {
   }
 }
 
+// Median and log-standard-deviation of the observed delays match the configured
+// log-normal within sampling tolerance (several thousand draws: the median's
+// relative standard error is ~1.25·σ/√n ≈ 1-2%, allow 6%; σ's ≈ 1/√(2n), allow 8%).
 TEST(SimulatorTest, LabelDelaysFollowConfiguredDistributions) {
   SimulatorConfig config = SmallConfig(7, 60'000);
   RecordingSink sink;
@@ -211,12 +211,6 @@ TEST(SimulatorTest, SinkErrorsLoseNothing) {
   std::multiset<std::string> x(good.stream.begin(), good.stream.end()), y(flaky.stream.begin(), flaky.stream.end());
   EXPECT_EQ(x, y);
 }
-
-}  // namespace
-}  // namespace freshet::ops
-
-namespace freshet::ops {
-namespace {
 
 // `freshet eval --data simulator`: the stream `freshet run` would simulate, time-split,
 // labelled as the wait policy sees it; the same config gives the same rows.
