@@ -181,17 +181,7 @@ ModelUpdate MakeFullUpdate(const ServingModel& model, ModelManifest manifest) {
 
 ModelUpdate MakeDeltaUpdate(const ServingModel& model, ModelManifest manifest, const DeltaContent& content) {
   ModelUpdate u;
-  const auto& params = model.params();
-  if (content.all_dense) {
-    for (const cpu::Param<float>* p : params) AddDense(*p, &u);
-  } else {
-    std::vector<bool> sent(params.size(), false);
-    for (int i : content.dense_params) {
-      CHECK(i >= 0 && static_cast<size_t>(i) < params.size());
-      if (!sent[i]) AddDense(*params[i], &u);
-      sent[i] = true;
-    }
-  }
+  for (const cpu::Param<float>* p : model.params()) AddDense(*p, &u);
   AddBnBuffers(model, &u);
   // Evictions, grouped per slot.
   std::map<int32_t, EvictedRows*> evicted;

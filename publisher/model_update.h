@@ -3,7 +3,8 @@
 //
 //   FULL   every dense Param (by name, shape [rows, cols]), every BN running buffer
 //          ("bn_state.<i>", shape [n]) and every embedding row, grouped per slot.
-//   DELTA  the dense Params given (default all), all BN buffers (they are small and
+//   DELTA  every dense Param (the publisher then drops the unchanged ones with
+//          DeltaTracker::DropUnchangedDense), all BN buffers (they are small and
 //          move every training step), the touched rows still in the table, and the
 //          evicted keys. Applying it deletes the evicted rows first, then writes the
 //          rows sent, so a row evicted and admitted again in the same version ends
@@ -53,8 +54,6 @@ uint32_t DenseCrc32c(const ServingModel& model);
 ModelUpdate MakeFullUpdate(const ServingModel& model, ModelManifest manifest);
 
 struct DeltaContent {
-  bool all_dense = true;                  // send every dense Param ...
-  std::vector<int> dense_params;          // ... or only these indices into params()
   std::vector<cpu::EmbeddingKey> touched; // rows updated since the base version
   std::vector<cpu::EmbeddingKey> evicted; // rows deleted since the base version
 };

@@ -187,7 +187,7 @@ Status Publisher::CutLocked(bool full, Cut* cut) {
   tracker_->RecordEvictions(&model.embeddings());
   const DeltaTracker::Pending pending = tracker_->Collect(model.embeddings());
   const uint64_t base = published_version();
-  full = full || full_next_cut_ || !cut_this_run_ || pending.overflowed || base == 0 ||
+  full = full || full_next_cut_ || pending.overflowed || base == 0 ||
          versions_since_full_ + 1 >= options_.config.full_every_versions();
   const learner::TrainingLoop::TrainedStamp stamp = loop_->trained_stamp();
   // No step, no touched or evicted row since the last version: the model is the one
@@ -251,7 +251,6 @@ Status Publisher::CutLocked(bool full, Cut* cut) {
   admitted_at_last_cut_ = model.embeddings().stats().admitted;
   versions_since_full_ = full ? 0 : versions_since_full_ + 1;
   if (full) full_next_cut_ = false;
-  cut_this_run_ = true;
   cut_at_step_ = stamp.steps;
   cut->version = m.version();
   const char* kind = full ? "full" : "delta";

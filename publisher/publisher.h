@@ -134,9 +134,10 @@ class Publisher {
   int64_t next_cut_ms_ = 0;                 // training thread
   int64_t admitted_at_last_cut_ = 0;        // training thread
   int versions_since_full_ = 0;             // training thread
-  bool cut_this_run_ = false;               // training thread
   int64_t cut_at_step_ = -1;                // train step of the newest cut; training thread
-  bool full_next_cut_ = false;              // training thread: a requested FULL is still owed
+  // Training thread: the next cut must be FULL (a requested FULL is still owed, or no
+  // version was cut yet in this run: what changed before a restart is unknown).
+  bool full_next_cut_ = true;
   RateLimiter warn_limiter_{5000};
 
   // Held from the pin check to the push, so a rollback and a cut never interleave.

@@ -40,6 +40,7 @@ struct PushClient::Impl {
   std::thread io_thread;
   std::unique_ptr<asio::thread_pool> worker;
   std::vector<std::shared_ptr<Session>> sessions;
+  Bytes ping_frame;  // the same bytes every time (no payload, versions 0): encoded once
   bool started = false, stopped = false;
 
   mutable std::mutex mu;
@@ -87,12 +88,16 @@ class PushClient::Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  void Count(const char* family, const std::string& what) {
-    const bool sent = std::string(family) == "sent";
+  void CountSent(FrameType type) {
     impl_->options.metrics
-        ->GetCounter(sent ? "freshet_publisher_frames_sent_total" : "freshet_publisher_replica_errors_total",
-                     sent ? "Frames pushed, by replica and type" : "Push failures, by replica and reason",
-                     {{"replica", address()}, {sent ? "type" : "reason", what}})
+        ->GetCounter("freshet_publisher_frames_sent_total", "Frames pushed, by replica and type",
+                     {{"replica", address()}, {"type", FrameTypeName(type)}})
+        ->Inc();
+  }
+  void CountError(const std::string& reason) {
+    impl_->options.metrics
+        ->GetCounter("freshet_publisher_replica_errors_total", "Push failures, by replica and reason",
+                     {{"replica", address()}, {"reason", reason}})
         ->Inc();
   }
 
@@ -113,8 +118,7 @@ class PushClient::Session : public std::enable_shared_from_this<Session> {
           s->last_error.clear();
         });
         LOG_INFO("publisher_replica_connected").Kv("replica", address());
-        Send(FrameType::kPing, std::make_shared<const std::string>(
-                                   EncodeFrame({FrameType::kPing, 0, 0}, "", impl_->options.hmac_key)));
+        Send(FrameType::kPing, impl_->ping_frame);
       });
     });
   }
@@ -128,7 +132,7 @@ class PushClient::Session : public std::enable_shared_from_this<Session> {
     deadline_timer_.cancel();
     idle_ = busy_ = connected_ = false;
     connected_gauge_->Set(0);
-    Count("error", reason);
+    CountError(reason);
     impl_->UpdateState(index_, [&](ReplicaState* s) {
       s->connected = false;
       s->last_error = reason + ": " + detail;
@@ -168,8 +172,7 @@ class PushClient::Session : public std::enable_shared_from_this<Session> {
       if (gen != gen_ || !idle_) return;
       idle_ = false;
       if (ec == asio::error::operation_aborted) return Pump();  // woken: something new to send
-      Send(FrameType::kPing, std::make_shared<const std::string>(
-                                 EncodeFrame({FrameType::kPing, 0, 0}, "", impl_->options.hmac_key)));
+      Send(FrameType::kPing, impl_->ping_frame);
     });
   }
 
@@ -187,7 +190,7 @@ class PushClient::Session : public std::enable_shared_from_this<Session> {
                         if (gen != gen_) return;
                         if (ec) return Fail("write", ec.message());
                         bytes_->Inc(static_cast<double>(n));
-                        Count("sent", FrameTypeName(type));
+                        CountSent(type);
                         ReadReply();
                       });
   }
@@ -322,6 +325,8 @@ Status PushClient::Start() {
     s.address = r;
     impl_->states.push_back(s);
   }
+  impl_->ping_frame =
+      std::make_shared<const std::string>(EncodeFrame({FrameType::kPing, 0, 0}, "", impl_->options.hmac_key));
   impl_->started = true;
   impl_->worker = std::make_unique<asio::thread_pool>(1);
   impl_->work.emplace(impl_->io.get_executor());

@@ -61,7 +61,9 @@ StatusOr<Frame> PushConnection::Exchange(const std::string& frame_bytes) {
   std::string rest(h.payload_bytes + kFrameMacBytes, '\0');
   asio::read(impl_->socket, asio::buffer(rest), ec);
   if (ec) return UnavailableError("short reply from replica " + impl_->peer + ": " + ec.message());
-  return DecodeFrame(header + rest, impl_->key, 1 << 20);
+  const std::string_view payload = std::string_view(rest).substr(0, h.payload_bytes);
+  RETURN_IF_ERROR(VerifyFrame(h, header, payload, std::string_view(rest).substr(h.payload_bytes), impl_->key));
+  return Frame{h, std::string(payload)};
 }
 
 }  // namespace freshet::publisher

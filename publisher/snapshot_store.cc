@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <unordered_map>
 
 #include "common/logging.h"
@@ -53,6 +54,22 @@ Status LoadRows(const ModelUpdate& u, std::map<uint32_t, SlotRows>* slots) {
     }
   }
   return Status::Ok();
+}
+
+// Calls `fn` with each stored manifest, ascending by version. DataLoss naming the key
+// of a manifest that does not parse.
+Status ForEachManifest(const store::KvStore& store, const std::function<void(ModelManifest)>& fn) {
+  Status parse = Status::Ok();
+  RETURN_IF_ERROR(store.ScanPrefix(SnapshotStore::kFamily, "m/", [&](std::string_view key, std::string_view value) {
+    ModelManifest m;
+    if (!m.ParseFromString(std::string(value))) {
+      parse = DataLossError("snapshot manifest " + std::string(key) + " is unreadable");
+      return false;
+    }
+    fn(std::move(m));
+    return true;
+  }));
+  return parse;
 }
 
 }  // namespace
@@ -119,17 +136,8 @@ Status ApplyUpdateToFull(const ModelUpdate& delta, ModelUpdate* full) {
 
 StatusOr<std::unique_ptr<SnapshotStore>> SnapshotStore::Open(store::KvStore* store, int retain_full) {
   std::unique_ptr<SnapshotStore> s(new SnapshotStore(store, std::max(1, retain_full)));
-  Status parse = Status::Ok();
-  RETURN_IF_ERROR(store->ScanPrefix(kFamily, "m/", [&](std::string_view key, std::string_view value) {
-    ModelManifest m;
-    if (!m.ParseFromString(std::string(value))) {
-      parse = DataLossError("snapshot manifest " + std::string(key) + " is unreadable");
-      return false;
-    }
-    s->kinds_[m.version()] = m.kind();
-    return true;
-  }));
-  RETURN_IF_ERROR(parse.Annotate("snapshot store " + store->path()));
+  RETURN_IF_ERROR(ForEachManifest(*store, [&](ModelManifest m) { s->kinds_[m.version()] = m.kind(); })
+                      .Annotate("snapshot store " + store->path()));
   ASSIGN_OR_RETURN(std::optional<std::string> pin, store->Get(kFamily, kPinKey));
   if (pin && !pin->empty()) s->pinned_ = std::strtoull(pin->c_str(), nullptr, 10);
   return s;
@@ -210,17 +218,7 @@ Status SnapshotStore::Write(const ModelUpdate& update, const std::string& payloa
 
 StatusOr<std::vector<ModelManifest>> SnapshotStore::List() const {
   std::vector<ModelManifest> out;
-  Status parse = Status::Ok();
-  RETURN_IF_ERROR(store_->ScanPrefix(kFamily, "m/", [&](std::string_view key, std::string_view value) {
-    ModelManifest m;
-    if (!m.ParseFromString(std::string(value))) {
-      parse = DataLossError("snapshot manifest " + std::string(key) + " is unreadable");
-      return false;
-    }
-    out.push_back(std::move(m));
-    return true;
-  }));
-  RETURN_IF_ERROR(parse);
+  RETURN_IF_ERROR(ForEachManifest(*store_, [&](ModelManifest m) { out.push_back(std::move(m)); }));
   const std::optional<uint64_t> pin = pinned();
   for (ModelManifest& m : out) m.set_pinned(pin && *pin == m.version());
   return out;

@@ -167,10 +167,10 @@ TEST(ModelUpdateErrorsTest, DeltaOntoTheWrongBaseFailsTheDenseCrc) {
   auto v1 = f.Serving();
   ASSERT_TRUE(ApplyUpdate(MakeFullUpdate(f.trainer->model(), f.Manifest(1, 0)), v1.get()).ok());
   f.Train(6);               // versions 2 and 3; serving never got 2
-  DeltaContent only_first;  // sends one dense tensor: the others must already match
-  only_first.all_dense = false;
-  only_first.dense_params = {0};
-  const ModelUpdate d = MakeDeltaUpdate(f.trainer->model(), f.Manifest(3, 2), only_first);
+  ModelUpdate d = MakeDeltaUpdate(f.trainer->model(), f.Manifest(3, 2), {});
+  // Keep one dense tensor, as DropUnchangedDense would if the others had not changed
+  // since the base: they must already match, and on this base they do not.
+  d.mutable_dense()->DeleteSubrange(1, d.dense_size() - 1);
   auto copy = f.Serving();
   CopyModel(*v1, copy.get());
   Status s = ApplyUpdate(d, copy.get());

@@ -13,6 +13,7 @@
 #include "publisher/model_update.h"
 #include "store/kv_store.h"
 #include "tests/learner/online_test_util.h"
+#include "tests/publisher/publisher_test_util.h"
 
 namespace freshet::publisher {
 namespace {
@@ -22,16 +23,9 @@ using learner::testutil::Record;
 using learner::testutil::TempDir;
 using learner::testutil::TinyLearner;
 using learner::testutil::TwoTasks;
-
-std::unique_ptr<store::KvStore> OpenDb(const TempDir& dir) {
-  store::KvStore::Options o;
-  o.path = dir.path.string();
-  o.families = learner::CheckpointStore::Families();
-  o.families.push_back(SnapshotStore::kFamily);
-  auto s = store::KvStore::Open(o);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return s.ok() ? std::move(s).value() : nullptr;
-}
+using testutil::Dense;
+using testutil::OpenPublisherStore;
+using testutil::Rows;
 
 struct Rig {
   Rig(store::KvStore* db, PublisherConfig config = {}) {
@@ -73,24 +67,9 @@ struct Rig {
   std::unique_ptr<Publisher> publisher;
 };
 
-// (slot, id) → row and name → values of a FULL update.
-using RowMap = std::map<std::pair<uint32_t, uint64_t>, std::vector<float>>;
-RowMap Rows(const ModelUpdate& u) {
-  RowMap out;
-  for (const SparseRows& r : u.sparse())
-    for (int i = 0; i < r.ids_size(); ++i)
-      out[{r.slot(), r.ids(i)}].assign(r.values().begin() + i * r.dim(), r.values().begin() + (i + 1) * r.dim());
-  return out;
-}
-std::map<std::string, std::vector<float>> Dense(const ModelUpdate& u) {
-  std::map<std::string, std::vector<float>> out;
-  for (const DenseTensor& t : u.dense()) out[t.name()].assign(t.values().begin(), t.values().end());
-  return out;
-}
-
 TEST(PublisherCutTest, FullThenDeltasAndEveryVersionMaterializesToTheModelAtThatVersion) {
   TempDir dir("pub_cut");
-  auto db = OpenDb(dir);
+  auto db = OpenPublisherStore(dir.path);
   Rig rig(db.get());
   std::vector<ModelUpdate> model_at;  // MakeFullUpdate of the model right after each cut
   for (int round = 0; round < 4; ++round) {
@@ -127,7 +106,7 @@ TEST(PublisherCutTest, FullThenDeltasAndEveryVersionMaterializesToTheModelAtThat
 
 TEST(PublisherCutTest, TickCutsOnTheIntervalAndAFullEveryNVersions) {
   TempDir dir("pub_tick");
-  auto db = OpenDb(dir);
+  auto db = OpenPublisherStore(dir.path);
   PublisherConfig config;
   config.set_publish_interval_ms(1000);
   config.set_full_every_versions(3);
@@ -150,7 +129,7 @@ TEST(PublisherCutTest, TickCutsOnTheIntervalAndAFullEveryNVersions) {
 
 TEST(PublisherCutTest, AnIdleLearnerCutsNoEmptyVersions) {
   TempDir dir("pub_idle");
-  auto db = OpenDb(dir);
+  auto db = OpenPublisherStore(dir.path);
   PublisherConfig config;
   config.set_publish_interval_ms(1000);
   Rig rig(db.get(), config);
@@ -169,7 +148,7 @@ TEST(PublisherCutTest, AnIdleLearnerCutsNoEmptyVersions) {
 
 TEST(PublisherCutTest, PastTheDeltaBoundTheVersionIsCutFullAndCounted) {
   TempDir dir("pub_bound");
-  auto db = OpenDb(dir);
+  auto db = OpenPublisherStore(dir.path);
   PublisherConfig config;
   config.set_max_delta_rows(10);
   Rig rig(db.get(), config);
@@ -188,7 +167,7 @@ TEST(PublisherCutTest, PastTheDeltaBoundTheVersionIsCutFullAndCounted) {
 
 TEST(PublisherCutTest, TheGateHoldsBackANonFiniteVersionAndTheNextDeltaCoversTheGap) {
   TempDir dir("pub_nan");
-  auto db = OpenDb(dir);
+  auto db = OpenPublisherStore(dir.path);
   Rig rig(db.get());
   rig.Train(0, 40);
   ASSERT_EQ(rig.Cut().version, 1u);
@@ -216,7 +195,7 @@ TEST(PublisherCutTest, TheGateHoldsBackANonFiniteVersionAndTheNextDeltaCoversThe
 
 TEST(PublisherCutTest, TheGateHoldsBackAVersionWhoseAucIsBelowItsFloor) {
   TempDir dir("pub_auc");
-  auto db = OpenDb(dir);
+  auto db = OpenPublisherStore(dir.path);
   PublisherConfig config;
   PublisherGateFloor* floor = config.add_gate_floors();
   floor->set_task("click");
@@ -236,7 +215,7 @@ TEST(PublisherCutTest, TheGateHoldsBackAVersionWhoseAucIsBelowItsFloor) {
 
 TEST(PublisherCutTest, APinnedPublisherCutsNothingAndARestartContinuesNumbersAndOffsets) {
   TempDir dir("pub_restart");
-  auto db = OpenDb(dir);
+  auto db = OpenPublisherStore(dir.path);
   int64_t offset_before = 0;
   {
     Rig rig(db.get());

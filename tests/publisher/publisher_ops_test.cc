@@ -10,6 +10,7 @@
 #include "publisher/publisher.h"
 #include "store/kv_store.h"
 #include "tests/learner/online_test_util.h"
+#include "tests/publisher/publisher_test_util.h"
 #include "tests/util/subprocess.h"
 
 namespace freshet::publisher {
@@ -25,10 +26,8 @@ using testing::RunShell;
 TEST(PublisherOpsTest, VersionsRollbackPinAndUnpinThroughTheCli) {
   TempDir dir("pub_ops");
   std::filesystem::create_directories(dir.path);
-  store::KvStore::Options so;
-  so.path = (dir.path / "db").string();
-  so.families = {learner::CheckpointStore::kFamily, SnapshotStore::kFamily};
-  auto db = std::move(store::KvStore::Open(so)).value();
+  auto db = testutil::OpenPublisherStore(dir.path / "db");
+  ASSERT_NE(db, nullptr);
   MetricsRegistry metrics;
   learner::TrainingLoop::Options lo;
   lo.learner = TinyLearner(4, 0);

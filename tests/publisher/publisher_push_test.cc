@@ -20,6 +20,7 @@
 #include "publisher/score_request.h"
 #include "store/kv_store.h"
 #include "tests/learner/online_test_util.h"
+#include "tests/publisher/publisher_test_util.h"
 #include "tests/util/subprocess.h"
 
 namespace freshet::publisher {
@@ -92,10 +93,7 @@ struct PushRig {
     std::ofstream(config_file) << ops::ConfigToText(config);
     for (int i = 0; i < 2; ++i) replicas.push_back(std::make_unique<ReplicaProcess>(config_file, i, 0));
 
-    store::KvStore::Options so;
-    so.path = (dir.path / "db").string();
-    so.families = {learner::CheckpointStore::kFamily, SnapshotStore::kFamily};
-    db = std::move(store::KvStore::Open(so)).value();
+    db = testutil::OpenPublisherStore(dir.path / "db");
     learner::TrainingLoop::Options lo;
     lo.learner = TinyLearner(4, 0);
     lo.tasks = TwoTasks();

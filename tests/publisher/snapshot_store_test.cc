@@ -10,20 +10,16 @@
 
 #include "store/kv_store.h"
 #include "tests/learner/online_test_util.h"
+#include "tests/publisher/publisher_test_util.h"
 
 namespace freshet::publisher {
 namespace {
 
 using learner::testutil::TempDir;
-
-std::unique_ptr<store::KvStore> Open(const TempDir& dir) {
-  store::KvStore::Options o;
-  o.path = dir.path.string();
-  o.families = SnapshotStore::Families();
-  auto s = store::KvStore::Open(o);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return s.ok() ? std::move(s).value() : nullptr;
-}
+using testutil::Dense;
+using testutil::OpenPublisherStore;
+using testutil::RowMap;
+using testutil::Rows;
 
 ModelUpdate Update(uint64_t version, UpdateKind kind, uint64_t base = 0) {
   ModelUpdate u;
@@ -57,22 +53,6 @@ void AddEvicted(ModelUpdate* u, uint32_t slot, uint64_t id) {
   e->add_ids(id);
 }
 
-// (slot, id) → values, whatever the block layout.
-std::map<std::pair<uint32_t, uint64_t>, std::vector<float>> Rows(const ModelUpdate& u) {
-  std::map<std::pair<uint32_t, uint64_t>, std::vector<float>> out;
-  for (const SparseRows& r : u.sparse())
-    for (int i = 0; i < r.ids_size(); ++i)
-      out[{r.slot(), r.ids(i)}] = std::vector<float>(r.values().begin() + i * r.dim(),
-                                                     r.values().begin() + (i + 1) * r.dim());
-  return out;
-}
-
-std::map<std::string, std::vector<float>> Dense(const ModelUpdate& u) {
-  std::map<std::string, std::vector<float>> out;
-  for (const DenseTensor& t : u.dense()) out[t.name()] = std::vector<float>(t.values().begin(), t.values().end());
-  return out;
-}
-
 std::vector<uint64_t> Versions(const SnapshotStore& s) {
   std::vector<uint64_t> out;
   auto list = s.List();
@@ -84,7 +64,7 @@ std::vector<uint64_t> Versions(const SnapshotStore& s) {
 
 TEST(SnapshotStoreTest, RoundTripsAChunkedFullUpdateBitExactly) {
   TempDir dir("snap_roundtrip");
-  auto db = Open(dir);
+  auto db = OpenPublisherStore(dir.path);
   auto store = SnapshotStore::Open(db.get(), 3);
   ASSERT_TRUE(store.ok()) << store.status();
   ModelUpdate u = Update(1, UPDATE_FULL);
@@ -105,7 +85,7 @@ TEST(SnapshotStoreTest, RoundTripsAChunkedFullUpdateBitExactly) {
 
 TEST(SnapshotStoreTest, KeepsTheLastKFullSnapshotsAndTheDeltasAfterThem) {
   TempDir dir("snap_retention");
-  auto db = Open(dir);
+  auto db = OpenPublisherStore(dir.path);
   auto store = SnapshotStore::Open(db.get(), 2);
   ASSERT_TRUE(store.ok());
   SnapshotStore& s = **store;
@@ -133,14 +113,14 @@ TEST(SnapshotStoreTest, KeepsTheLastKFullSnapshotsAndTheDeltasAfterThem) {
 TEST(SnapshotStoreTest, ReopenContinuesVersionNumbersAndKeepsThePin) {
   TempDir dir("snap_reopen");
   {
-    auto db = Open(dir);
+    auto db = OpenPublisherStore(dir.path);
     auto store = SnapshotStore::Open(db.get(), 3);
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE((*store)->Write(Update(1, UPDATE_FULL)).ok());
     ASSERT_TRUE((*store)->Write(Update(2, UPDATE_DELTA, 1)).ok());
     ASSERT_TRUE((*store)->SetPin(1).ok());
   }
-  auto db = Open(dir);
+  auto db = OpenPublisherStore(dir.path);
   auto store = SnapshotStore::Open(db.get(), 3);
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ((*store)->newest_version(), 2u);
@@ -152,7 +132,7 @@ TEST(SnapshotStoreTest, ReopenContinuesVersionNumbersAndKeepsThePin) {
 
 TEST(SnapshotStoreTest, MaterializesAFullPlusDeltasInOrder) {
   TempDir dir("snap_materialize");
-  auto db = Open(dir);
+  auto db = OpenPublisherStore(dir.path);
   auto store = SnapshotStore::Open(db.get(), 3);
   ASSERT_TRUE(store.ok());
   ModelUpdate f1 = Update(1, UPDATE_FULL);
@@ -177,7 +157,6 @@ TEST(SnapshotStoreTest, MaterializesAFullPlusDeltasInOrder) {
   EXPECT_EQ(v2->manifest().version(), 2u);
   EXPECT_EQ(v2->manifest().sparse_rows_added(), 3u);
   EXPECT_EQ(Dense(*v2), (std::map<std::string, std::vector<float>>{{"w", {5, 6}}, {"b", {0.5f}}}));
-  using RowMap = std::map<std::pair<uint32_t, uint64_t>, std::vector<float>>;
   EXPECT_EQ(Rows(*v2), (RowMap{{{0, 11}, {-2, -2}}, {{0, 12}, {4, 4}}, {{1, 10}, {3, 3, 3}}}));
   auto v3 = (*store)->Materialize(3);
   ASSERT_TRUE(v3.ok()) << v3.status();
@@ -192,7 +171,7 @@ TEST(SnapshotStoreTest, MaterializesAFullPlusDeltasInOrder) {
 
 TEST(SnapshotStoreTest, ABrokenChainOrCorruptPayloadIsDataLossAndNewestFallsBack) {
   TempDir dir("snap_corrupt");
-  auto db = Open(dir);
+  auto db = OpenPublisherStore(dir.path);
   auto store = SnapshotStore::Open(db.get(), 3);
   ASSERT_TRUE(store.ok());
   ModelUpdate f1 = Update(1, UPDATE_FULL);
