@@ -31,6 +31,9 @@ namespace {
 constexpr int kTimeoutMs = 2000;
 
 struct Component {
+  Component(std::string name, std::string kind, std::string address, std::string hint)
+      : name(std::move(name)), kind(std::move(kind)), address(std::move(address)), hint(std::move(hint)) {}
+
   std::string name;  // "ingest", "learner", "serving-0"
   std::string kind;  // "ingest", "learner", "serving"
   std::string address;
@@ -157,10 +160,11 @@ int OpsStatusCommand(const std::vector<std::string>& args) {
   const AdminConfig& admin = config->admin();
   const std::string host = admin.bind_address() == "0.0.0.0" ? "127.0.0.1" : admin.bind_address();
   std::vector<Component> components;
-  components.push_back({"ingest", "ingest", flags->Get("ingest", host + ":" + std::to_string(admin.ingest_port())),
-                        "is `freshet ingest` running? --ingest HOST:PORT names its admin address"});
-  components.push_back({"learner", "learner", flags->Get("learner", host + ":" + std::to_string(admin.learner_port())),
-                        "is `freshet learn` (or `freshet run`) running? --learner HOST:PORT"});
+  components.emplace_back("ingest", "ingest", flags->Get("ingest", host + ":" + std::to_string(admin.ingest_port())),
+                          "is `freshet ingest` running? --ingest HOST:PORT names its admin address");
+  components.emplace_back("learner", "learner",
+                          flags->Get("learner", host + ":" + std::to_string(admin.learner_port())),
+                          "is `freshet learn` (or `freshet run`) running? --learner HOST:PORT");
   std::vector<std::string> serving;
   if (flags->Has("serving")) {
     serving = Split(flags->Get("serving"), ',');
@@ -169,8 +173,8 @@ int OpsStatusCommand(const std::vector<std::string>& args) {
       serving.push_back(host + ":" + std::to_string(admin.serving_base_port() + i));
   }
   for (size_t i = 0; i < serving.size(); ++i)
-    components.push_back({"serving-" + std::to_string(i), "serving", serving[i],
-                          "is `freshet serve` replica " + std::to_string(i) + " running? --serving HOST:PORT,..."});
+    components.emplace_back("serving-" + std::to_string(i), "serving", serving[i],
+                            "is `freshet serve` replica " + std::to_string(i) + " running? --serving HOST:PORT,...");
 
   for (const Component& c : components) {
     if (auto hp = ParseHostPort(c.address, "--" + c.kind); !hp.ok()) {

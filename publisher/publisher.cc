@@ -93,7 +93,7 @@ Status Publisher::Attach(learner::TrainingLoop* loop) {
   const uint64_t start = pin ? *pin : snapshots_->newest_version();
   pinned_gauge_->Set(pin ? static_cast<double>(*pin) : 0);
   if (start > 0) {
-    push_->Publish({.version = start});
+    push_->Publish(PushClient::Target::Stored(start));
     std::lock_guard<std::mutex> lock(mu_);
     published_ = start;
     version_gauge_->Set(static_cast<double>(start));
@@ -254,8 +254,8 @@ Status Publisher::CutLocked(bool full, Cut* cut) {
   cut_at_step_ = stamp.steps;
   cut->version = m.version();
   const char* kind = full ? "full" : "delta";
-  if (full) push_->Publish({.version = cut->version, .full = payload});
-  else push_->Publish({.version = cut->version, .base_version = base, .delta = payload});
+  if (full) push_->Publish(PushClient::Target::Full(cut->version, payload));
+  else push_->Publish(PushClient::Target::Delta(cut->version, base, payload));
   {
     std::lock_guard<std::mutex> lock(mu_);
     published_ = cut->version;
@@ -280,7 +280,7 @@ Status Publisher::Rollback(uint64_t version, int64_t wait_ms) {
     std::lock_guard<std::mutex> publish(publish_mu_);
     ASSIGN_OR_RETURN(ModelUpdate full, snapshots_->Materialize(version));
     RETURN_IF_ERROR(snapshots_->SetPin(version));
-    push_->Publish({.version = version, .full = std::make_shared<const std::string>(full.SerializeAsString())});
+    push_->Publish(PushClient::Target::Full(version, std::make_shared<const std::string>(full.SerializeAsString())));
     pinned_gauge_->Set(static_cast<double>(version));
     std::lock_guard<std::mutex> lock(mu_);
     published_ = version;

@@ -23,7 +23,7 @@
 //
 //   PushClient client(options);
 //   RETURN_IF_ERROR(client.Start());
-//   client.Publish({.version = 8, .base_version = 7, .delta = delta_bytes});
+//   client.Publish(PushClient::Target::Delta(8, /*base=*/7, delta_bytes));
 //   client.WaitForVersion(8, 5000);
 //
 // Thread-safety: every public method may be called from any thread.
@@ -63,6 +63,20 @@ class PushClient {
     uint64_t base_version = 0;  // the delta's base (with `delta`)
     Payload delta;              // a DELTA onto base_version, or null
     Payload full;               // a FULL of `version`, or null (full_source makes it)
+
+    // Named constructors, so a call site says which kind it publishes.
+    static Target Full(uint64_t version, Payload full) { return Target(version, 0, nullptr, std::move(full)); }
+    static Target Delta(uint64_t version, uint64_t base, Payload delta) {
+      return Target(version, base, std::move(delta), nullptr);
+    }
+    // A version whose FULL full_source makes when a replica needs it.
+    static Target Stored(uint64_t version) { return Target(version, 0, nullptr, nullptr); }
+
+    Target() = default;
+
+   private:
+    Target(uint64_t v, uint64_t b, Payload d, Payload f)
+        : version(v), base_version(b), delta(std::move(d)), full(std::move(f)) {}
   };
   struct ReplicaState {
     std::string address;

@@ -32,7 +32,7 @@ class JoinerIntegrationTest : public ::testing::Test {
     config_.mutable_kafka()->set_partitions(kPartitions);
     config_.mutable_ingest()->set_checkpoint_interval_ms(200);
     config_.mutable_simulator()->set_impressions_per_second(100);
-    for (const std::string& t : {"impressions", "labels", "samples", "deadletter"}) {
+    for (const char* t : {"impressions", "labels", "samples", "deadletter"}) {
       ASSERT_TRUE(kafka_->CreateTopic(t, kPartitions).ok());
     }
     dir_ = std::filesystem::temp_directory_path() / ("freshet_joiner_" + std::to_string(getpid()));
