@@ -12,7 +12,7 @@ namespace freshet::ops {
 StatusOr<ingest::EvalData> SimulatedEvalData(const FreshetConfig& config, const SimulatedDataOptions& o) {
   if (o.train_rows < 1) return InvalidArgumentError("simulator data: train rows must be >= 1");
   if (o.test_rows < 0) return InvalidArgumentError("simulator data: test rows must be >= 0");
-  const SimulatorConfig& sim = config.simulator();
+  SimulatorConfig sim = config.simulator();
   if (!(sim.impressions_per_second() > 0))
     return InvalidArgumentError("simulator.impressions_per_second must be > 0 for simulated data");
   ASSIGN_OR_RETURN(ingest::TaskRules rules, ingest::TaskRules::Create(config));
@@ -21,8 +21,9 @@ StatusOr<ingest::EvalData> SimulatedEvalData(const FreshetConfig& config, const 
   // has been emitted.
   const int64_t start_ms = 1'700'000'000'000;
   const int64_t last_ms = start_ms + static_cast<int64_t>(std::ceil(rows * 1000.0 / sim.impressions_per_second()));
-  int64_t taken = 0;
-  ingest::EvalCollector sink([&taken, rows](const Impression&) { return taken++ < rows; });
+  // The simulator generates exactly the rows asked for (or fewer, if the config caps it lower).
+  if (sim.max_impressions() <= 0 || sim.max_impressions() > rows) sim.set_max_impressions(rows);
+  ingest::EvalCollector sink;
   TrafficSimulator simulator(sim, start_ms);
   RETURN_IF_ERROR(simulator.AdvanceTo(last_ms + rules.max_window_ms(), &sink));
 
