@@ -10,6 +10,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   librdkafka-dev kcat
   librocksdb-dev
+  libtcmalloc-minimal4
   libeigen3-dev
   libprotobuf-dev protobuf-compiler
   libboost-dev libboost-system-dev
