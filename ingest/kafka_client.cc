@@ -288,7 +288,15 @@ StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const Options& op
                                       {"session.timeout.ms", std::to_string(options.session_timeout_ms)},
                                       // range assigns partition p of every subscribed topic to the
                                       // same member: impressions and labels stay co-partitioned.
-                                      {"partition.assignment.strategy", "range"}}));
+                                      {"partition.assignment.strategy", "range"},
+                                      // librdkafka 2.0 stops fetching for a fixed 1000 ms once the
+                                      // local queue holds queued.min.messages (100k by default,
+                                      // counted over the whole consumer queue): a reader slower than
+                                      // the fetcher then drains the queue and sits idle (0.7 s
+                                      // stalls in bench_ingest). Let the byte bound govern instead:
+                                      // 64 MB is seconds of input at the joiner's rate.
+                                      {"queued.min.messages", "10000000"},
+                                      {"queued.max.messages.kbytes", "65536"}}));
   rd_kafka_conf_set_opaque(conf, impl.get());
   rd_kafka_conf_set_rebalance_cb(
       conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
