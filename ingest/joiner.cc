@@ -25,7 +25,10 @@ std::vector<std::string> Joiner::StoreFamilies() {
   return {PartitionJoin::kRecordFamily, PartitionJoin::kMetaFamily};
 }
 
-Joiner::Joiner(Options options) : options_(std::move(options)), clock_(options_.clock ? options_.clock : Clock::Real()) {}
+Joiner::Joiner(Options options)
+    : options_(std::move(options)),
+      batch_clock_(options_.clock ? options_.clock : Clock::Real()),
+      clock_(&batch_clock_) {}
 
 Joiner::~Joiner() {
   Status s = Stop();
@@ -65,6 +68,7 @@ StatusOr<std::unique_ptr<Joiner>> Joiner::Create(Options options) {
 }
 
 Status Joiner::Start() {
+  batch_clock_.Tick();
   RETURN_IF_ERROR(consumer_->Subscribe({options_.config.kafka().impressions_topic(), options_.config.kafka().labels_topic()}));
   started_ = true;
   next_checkpoint_ms_ = clock_->NowMs() + options_.config.ingest().checkpoint_interval_ms();
@@ -150,6 +154,7 @@ Status Joiner::ProducePending() {
 }
 
 Status Joiner::RunOnce(int poll_ms) {
+  batch_clock_.Tick();
   {
     std::lock_guard<std::mutex> lock(mu_);
     RETURN_IF_ERROR(error_);
@@ -160,6 +165,7 @@ Status Joiner::RunOnce(int poll_ms) {
   }
   for (int i = 0; i < options_.max_batch; ++i) {
     auto m = consumer_->Poll(i == 0 ? poll_ms : 0);
+    if (i == 0) batch_clock_.Tick();  // the first poll may have waited up to poll_ms
     if (!m.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       error_ = m.status();
@@ -223,6 +229,7 @@ void Joiner::ApplyBackpressure() {
 Status Joiner::Checkpoint() { return CheckpointPartitions(nullptr, /*drop=*/false); }
 
 Status Joiner::CheckpointPartitions(const std::vector<int32_t>* only, bool drop) {
+  batch_clock_.Tick();
   const int64_t t0 = clock_->MonotonicUs();
   Status produced = ProducePending();
   if (!produced.ok()) return produced.Annotate("checkpoint postponed: samples could not be queued");
