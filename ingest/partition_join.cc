@@ -75,11 +75,11 @@ void PartitionJoin::AddImpression(Impression imp, std::vector<Sample>* out) {
   }
   // The map's key: stable until the record is forgotten, which only Advance below does.
   const std::string& rid = it->first;
-  JoinRecord& rec = it->second;
-  *rec.mutable_impression() = std::move(imp);  // the features move, no copy
+  RecordEntry& entry = it->second;
+  *entry.rec.mutable_impression() = std::move(imp);  // the features move, no copy
   close_queue_.emplace(event_time + rules_->max_window_ms(), rid);
-  dirty_records_.insert(rid);
-  if (policy_ == POLICY_IMMEDIATE) EmitMain(rid, &rec, out);
+  MarkDirty(rid, &entry);
+  if (policy_ == POLICY_IMMEDIATE) EmitMain(rid, &entry, out);
   auto orphan = orphans_.find(rid);
   if (orphan != orphans_.end()) {
     OrphanLabels labels = std::move(orphan->second);
@@ -87,7 +87,7 @@ void PartitionJoin::AddImpression(Impression imp, std::vector<Sample>* out) {
     orphan_queue_.erase({labels.labels(0).event_time_ms() + config_.orphan_ttl_ms(), rid});
     orphan_count_ -= labels.labels_size();
     dirty_orphans_.insert(rid);
-    for (const Label& l : labels.labels()) ApplyLabel(rid, &rec, l, out);
+    for (const Label& l : labels.labels()) ApplyLabel(rid, &entry, l, out);
   }
   Advance(out);
 }
@@ -115,8 +115,15 @@ void PartitionJoin::AddLabel(const Label& label, std::vector<Sample>* out) {
   Advance(out);
 }
 
-void PartitionJoin::ApplyLabel(const std::string& rid, JoinRecord* rec, const Label& label,
+void PartitionJoin::MarkDirty(const std::string& rid, RecordEntry* entry) {
+  if (entry->dirty) return;
+  entry->dirty = true;
+  dirty_records_.push_back(rid);
+}
+
+void PartitionJoin::ApplyLabel(const std::string& rid, RecordEntry* entry, const Label& label,
                                std::vector<Sample>* out) {
+  JoinRecord* rec = &entry->rec;
   const int64_t imp_time = rec->impression().event_time_ms();
   const bool arrived_in_time = policy_ == POLICY_IMMEDIATE ? !rec->closed() : !rec->window_sample_emitted();
   bool changed = false, late = false, all_dup = true;
@@ -156,10 +163,10 @@ void PartitionJoin::ApplyLabel(const std::string& rid, JoinRecord* rec, const La
     probe_->LabelJoined(label.kind(), (label.event_time_ms() - imp_time) / 1000.0);
   }
   if (!changed) return;
-  dirty_records_.insert(rid);
-  if (policy_ == POLICY_IMMEDIATE && !rec->closed()) EmitDuplicates(rid, rec, /*include_late=*/false, out);
+  MarkDirty(rid, entry);
+  if (policy_ == POLICY_IMMEDIATE && !rec->closed()) EmitDuplicates(rid, entry, /*include_late=*/false, out);
   if (policy_ == POLICY_WAIT_CORRECT && rec->window_sample_emitted()) {
-    EmitDuplicates(rid, rec, /*include_late=*/true, out);
+    EmitDuplicates(rid, entry, /*include_late=*/true, out);
   }
 }
 
@@ -225,7 +232,8 @@ void PartitionJoin::Emit(Sample sample, std::vector<Sample>* out) {
   out->push_back(std::move(sample));
 }
 
-void PartitionJoin::EmitMain(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out) {
+void PartitionJoin::EmitMain(const std::string& rid, RecordEntry* entry, std::vector<Sample>* out) {
+  JoinRecord* rec = &entry->rec;
   const int n = rules_->size();
   if (policy_ == POLICY_IMMEDIATE) {
     Sample s = BaseSample(*rec, rid, ORIGIN_IMMEDIATE_NEGATIVE);
@@ -254,11 +262,12 @@ void PartitionJoin::EmitMain(const std::string& rid, JoinRecord* rec, std::vecto
     Emit(std::move(s), out);
   }
   rec->set_window_sample_emitted(true);
-  dirty_records_.insert(rid);
+  MarkDirty(rid, entry);
 }
 
-void PartitionJoin::EmitDuplicates(const std::string& rid, JoinRecord* rec, bool include_late,
+void PartitionJoin::EmitDuplicates(const std::string& rid, RecordEntry* entry, bool include_late,
                                    std::vector<Sample>* out) {
+  JoinRecord* rec = &entry->rec;
   const TaskValues v = Evaluate(*rec, include_late);
   const bool immediate = policy_ == POLICY_IMMEDIATE;
   for (int t = 0; t < rules_->size(); ++t) {
@@ -275,16 +284,17 @@ void PartitionJoin::EmitDuplicates(const std::string& rid, JoinRecord* rec, bool
     for (int d : rules_->Dependents(t)) s.set_mask(d, true);  // enter their space as fake negatives
     s.set_correction(!immediate);
     rec->set_positive_emitted(rec->positive_emitted() | bit);
-    dirty_records_.insert(rid);
+    MarkDirty(rid, entry);
     Emit(std::move(s), out);
   }
 }
 
-void PartitionJoin::CloseWindow(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out) {
-  if (policy_ != POLICY_IMMEDIATE) EmitMain(rid, rec, out);
-  if (policy_ == POLICY_WAIT_CORRECT) EmitDuplicates(rid, rec, /*include_late=*/true, out);
+void PartitionJoin::CloseWindow(const std::string& rid, RecordEntry* entry, std::vector<Sample>* out) {
+  JoinRecord* rec = &entry->rec;
+  if (policy_ != POLICY_IMMEDIATE) EmitMain(rid, entry, out);
+  if (policy_ == POLICY_WAIT_CORRECT) EmitDuplicates(rid, entry, /*include_late=*/true, out);
   rec->set_closed(true);
-  dirty_records_.insert(rid);
+  MarkDirty(rid, entry);
   if (policy_ != POLICY_WAIT_CORRECT) {  // features are needed later only for corrections
     rec->mutable_impression()->clear_sparse();
     rec->mutable_impression()->clear_dense();
@@ -298,30 +308,32 @@ void PartitionJoin::CloseWindow(const std::string& rid, JoinRecord* rec, std::ve
 }
 
 void PartitionJoin::ForgetRecord(const std::string& rid) {
-  dirty_records_.insert(rid);
-  records_.erase(rid);
+  auto it = records_.find(rid);
+  if (it == records_.end()) return;
+  if (!it->second.dirty) dirty_records_.push_back(rid);  // its deletion is a change too
+  records_.erase(it);
 }
 
 void PartitionJoin::Advance(std::vector<Sample>* out) {
   UpdateWatermark();
   const int64_t wm = watermark();
   if (wm == kNoTime) return;
-  while (!close_queue_.empty() && close_queue_.begin()->first <= wm) CloseEarliest(out);
-  while (!drop_queue_.empty() && drop_queue_.begin()->first <= wm) ForgetEarliest();
+  while (!close_queue_.empty() && close_queue_.top().first <= wm) CloseEarliest(out);
+  while (!drop_queue_.empty() && drop_queue_.top().first <= wm) ForgetEarliest();
   while (!orphan_queue_.empty() && orphan_queue_.begin()->first <= wm) ExpireEarliestOrphan();
 }
 
 void PartitionJoin::CloseEarliest(std::vector<Sample>* out) {
-  const std::string rid = close_queue_.begin()->second;
-  close_queue_.erase(close_queue_.begin());
+  const std::string rid = close_queue_.top().second;
+  close_queue_.pop();
   auto it = records_.find(rid);
   if (it != records_.end()) CloseWindow(rid, &it->second, out);
 }
 
 void PartitionJoin::ForgetEarliest() {
-  const std::string rid = drop_queue_.begin()->second;
-  drop_queue_.erase(drop_queue_.begin());
-  if (records_.count(rid)) ForgetRecord(rid);
+  const std::string rid = drop_queue_.top().second;
+  drop_queue_.pop();
+  ForgetRecord(rid);
 }
 
 void PartitionJoin::ExpireEarliestOrphan() {

@@ -55,6 +55,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <queue>
 #include <set>
 #include <string>
 #include <string_view>
@@ -142,8 +143,15 @@ class PartitionJoin {
   void ObserveTime(int64_t event_time_ms, bool impression);
   void UpdateWatermark();
   // Applies one label to an existing record; emits duplicates/corrections.
-  void ApplyLabel(const std::string& rid, JoinRecord* rec, const Label& label, std::vector<Sample>* out);
-  void CloseWindow(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out);
+  // A join record and whether it changed since the last checkpoint.
+  struct RecordEntry {
+    JoinRecord rec;
+    bool dirty = false;
+  };
+  // Notes that `entry` changed: its id joins the next checkpoint's changes once.
+  void MarkDirty(const std::string& rid, RecordEntry* entry);
+  void ApplyLabel(const std::string& rid, RecordEntry* entry, const Label& label, std::vector<Sample>* out);
+  void CloseWindow(const std::string& rid, RecordEntry* entry, std::vector<Sample>* out);
   void ForgetRecord(const std::string& rid);
   // Each pops the earliest entry of its queue and acts on it: close the window, forget
   // the closed record, or expire the orphan labels.
@@ -160,8 +168,8 @@ class PartitionJoin {
   bool InSpace(int t, const TaskValues& v) const;
   Sample BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
                     bool copy_features = true) const;
-  void EmitMain(const std::string& rid, JoinRecord* rec, std::vector<Sample>* out);
-  void EmitDuplicates(const std::string& rid, JoinRecord* rec, bool include_late, std::vector<Sample>* out);
+  void EmitMain(const std::string& rid, RecordEntry* entry, std::vector<Sample>* out);
+  void EmitDuplicates(const std::string& rid, RecordEntry* entry, bool include_late, std::vector<Sample>* out);
   void Emit(Sample sample, std::vector<Sample>* out);
   void RestoreQueues(const std::string& rid, const JoinRecord& rec);
   // Load: applies one changelog entry; false when its payload does not parse.
@@ -179,13 +187,19 @@ class PartitionJoin {
   int64_t watermark_ = kNoTime;
   int64_t imp_offset_ = -1;
   int64_t label_offset_ = -1;
-  std::unordered_map<std::string, JoinRecord> records_;
-  std::set<std::pair<int64_t, std::string>> close_queue_;  // open: (event time + max window, rid)
-  std::set<std::pair<int64_t, std::string>> drop_queue_;   // closed: (close time + horizon, rid)
+  // Earliest time first. Entries are only ever popped from the top, so a heap in a
+  // vector serves (no tree node per record).
+  using TimeQueue = std::priority_queue<std::pair<int64_t, std::string>, std::vector<std::pair<int64_t, std::string>>,
+                                        std::greater<>>;
+  std::unordered_map<std::string, RecordEntry> records_;
+  TimeQueue close_queue_;  // open: (event time + max window, rid)
+  TimeQueue drop_queue_;   // closed: (close time + horizon, rid)
   std::unordered_map<std::string, OrphanLabels> orphans_;
   std::set<std::pair<int64_t, std::string>> orphan_queue_;  // (first label time + ttl, rid)
   size_t orphan_count_ = 0;
-  std::unordered_set<std::string> dirty_records_;
+  // Ids of records changed (or forgotten) since the last checkpoint, each once per
+  // checkpoint (RecordEntry.dirty says whether it is listed already).
+  std::vector<std::string> dirty_records_;
   std::unordered_set<std::string> dirty_orphans_;
   bool meta_dirty_ = false;
   // Changelog position (ingest/join_log.h): live segments are [log_first_seq_, log_next_seq_).

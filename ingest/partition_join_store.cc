@@ -50,7 +50,10 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
     // Snapshot: every live entry, then the segments before it go. The log replayed on
     // load stays within about three times the live state.
     const uint64_t first = log_next_seq_;
-    for (const auto& [rid, rec] : records_) segments.Add(JoinLogEntry::kRecord, rid, &rec);
+    for (auto& [rid, entry] : records_) {
+      segments.Add(JoinLogEntry::kRecord, rid, &entry.rec);
+      entry.dirty = false;
+    }
     for (const auto& [rid, o] : orphans_) segments.Add(JoinLogEntry::kOrphans, rid, &o);
     segments.Finish();
     if (first > log_first_seq_) {
@@ -76,7 +79,15 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
         }
       }
     };
-    log_changes(dirty_records_, records_, JoinLogEntry::kRecord, JoinLogEntry::kRecordDeleted);
+    for (const std::string& rid : dirty_records_) {
+      auto it = records_.find(rid);
+      if (it == records_.end()) {
+        segments.Add(JoinLogEntry::kRecordDeleted, rid, nullptr);
+      } else {
+        segments.Add(JoinLogEntry::kRecord, rid, &it->second.rec);
+        it->second.dirty = false;
+      }
+    }
     log_changes(dirty_orphans_, orphans_, JoinLogEntry::kOrphans, JoinLogEntry::kOrphansDeleted);
     segments.Finish();
   }
@@ -103,7 +114,7 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
   const std::string rid(id);
   switch (type) {
     case JoinLogEntry::kRecord: {
-      JoinRecord& rec = records_[rid];
+      JoinRecord& rec = records_[rid].rec;
       return rec.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
     }
     case JoinLogEntry::kOrphans: {
@@ -191,7 +202,7 @@ StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStor
     return parse_error.ok();
   }));
   RETURN_IF_ERROR(parse_error);
-  for (const auto& [rid, rec] : join->records_) join->RestoreQueues(rid, rec);
+  for (const auto& [rid, entry] : join->records_) join->RestoreQueues(rid, entry.rec);
   for (const auto& [rid, o] : join->orphans_) {
     join->orphan_queue_.emplace(o.labels(0).event_time_ms() + config.orphan_ttl_ms(), rid);
     join->orphan_count_ += o.labels_size();
