@@ -12,7 +12,7 @@
 // (a figure that load from other processes disturbs less than wall time) and what
 // checkpoints cost.
 //
-//   build/bench/bench_ingest [--impressions N] [--brokers B]
+//   build/bench/bench_ingest [--impressions N] [--brokers B] [--event-rate R]
 //
 // Last line: one JSON object (docs/benchmarks.md).
 #include <time.h>
@@ -57,30 +57,43 @@ double SecondsSinceUs(int64_t monotonic_us) {
   return (freshet::Clock::Real()->MonotonicUs() - monotonic_us) / 1e6;
 }
 
-double ThreadCpuSeconds() {
+double CpuSeconds(clockid_t clock) {
   timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
 }
+double ThreadCpuSeconds() { return CpuSeconds(CLOCK_THREAD_CPUTIME_ID); }
+// Every thread of the process: the joiner, librdkafka's and the embedded brokers'.
+double ProcessCpuSeconds() { return CpuSeconds(CLOCK_PROCESS_CPUTIME_ID); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int64_t n = 150'000;
   int brokers = 3;
+  double event_rate = 10'000;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--impressions") n = std::stoll(argv[i + 1]);
     else if (flag == "--brokers") brokers = std::stoi(argv[i + 1]);
-    else return Fail("bench_ingest", freshet::InvalidArgumentError("usage: bench_ingest [--impressions N] [--brokers B]"));
+    else if (flag == "--event-rate") event_rate = std::stod(argv[i + 1]);
+    else return Fail("bench_ingest", freshet::InvalidArgumentError(
+                                         "usage: bench_ingest [--impressions N] [--brokers B] [--event-rate R]"));
   }
+  if (!(event_rate > 0)) return Fail("bench_ingest", freshet::InvalidArgumentError("--event-rate must be > 0"));
   freshet::SetMinLogLevel(freshet::LogLevel::kWarning);
   freshet::FreshetConfig config = freshet::ops::DefaultConfig();
 
-  // Events: n impressions at 10k/s and all their labels (bench/sim_events.h).
+  // Events: n impressions at event_rate per second of event time and all their labels
+  // (bench/sim_events.h). At the default 10k/s the 150k impressions span 15 s, less than
+  // the longest task window (120 s): no window closes before the flush events at the
+  // end, so every sample is produced after the last input event (a backlog catch-up).
+  // At 250/s they span 10 min and windows close all along, as in a live stream.
   Collector events;
   int64_t now = 0;
-  if (Status s = freshet::bench::GenerateSimEvents(config, n, &events, &now); !s.ok()) return Fail("bench_ingest", s);
+  if (Status s = freshet::bench::GenerateSimEvents(config, n, &events, &now, event_rate); !s.ok()) {
+    return Fail("bench_ingest", s);
+  }
   const size_t impressions = events.impressions.size();
   const size_t total = impressions + events.labels.size() + 2 * kPartitions;
   std::printf("generated impressions=%zu labels=%zu (+%d flush events)\n", impressions, events.labels.size(),
@@ -140,7 +153,7 @@ int main(int argc, char** argv) {
   // (2) The joiner, its own group and store.
   const auto dir = std::filesystem::temp_directory_path() / ("freshet_bench_ingest_" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
-  double joiner_s = 0, joiner_cpu_s = 0, checkpoint_s = 0, checkpoint_mb = 0;
+  double joiner_s = 0, joiner_cpu_s = 0, process_cpu_s = 0, checkpoint_s = 0, checkpoint_mb = 0;
   uint64_t samples = 0, deadletters = 0, checkpoints = 0;
   {
     freshet::store::KvStore::Options sopt;
@@ -160,13 +173,16 @@ int main(int argc, char** argv) {
     if (!joiner.ok()) return Fail("bench_ingest", joiner.status());
     if (Status s = (*joiner)->Start(); !s.ok()) return Fail("bench_ingest", s);
     Steady::time_point last_print = Steady::now();
-    double cpu0 = 0;
+    double cpu0 = 0, process_cpu0 = 0;
     const auto deadline = Steady::now() + std::chrono::minutes(10);
     while (true) {
       // The assignment happens inside RunOnce's poll: the CPU clock starts one call
       // early (the group join, a few ms of CPU), the wall clock at the assignment.
       const bool assigned = (*joiner)->stats().assigned_us != 0;
-      if (!assigned) cpu0 = ThreadCpuSeconds();
+      if (!assigned) {
+        cpu0 = ThreadCpuSeconds();
+        process_cpu0 = ProcessCpuSeconds();
+      }
       if (Status s = (*joiner)->RunOnce(assigned ? 100 : 10); !s.ok()) return Fail("bench_ingest", s);
       const auto st = (*joiner)->stats();
       if (st.events >= total && st.samples >= impressions) break;
@@ -182,14 +198,16 @@ int main(int argc, char** argv) {
     const auto st = (*joiner)->stats();
     joiner_s = SecondsSinceUs(st.assigned_us);
     joiner_cpu_s = ThreadCpuSeconds() - cpu0;
+    process_cpu_s = ProcessCpuSeconds() - process_cpu0;
     samples = st.samples;
     deadletters = st.deadletters;
     checkpoints = st.checkpoints;
     checkpoint_s = st.checkpoint_us / 1e6;
     checkpoint_mb = st.checkpoint_bytes / 1e6;
     std::printf("joiner: %zu events -> %lu samples (%lu dead letters) in %.2fs: %.0f events/s; joiner thread CPU "
-                "%.2fs (%.0f events per CPU-second)\n", total, samples, deadletters, joiner_s, total / joiner_s,
-                joiner_cpu_s, total / joiner_cpu_s);
+                "%.2fs (%.0f events per CPU-second); whole process %.2f CPU-s (cluster and client threads too)\n",
+                total, samples, deadletters, joiner_s, total / joiner_s, joiner_cpu_s, total / joiner_cpu_s,
+                process_cpu_s);
     std::printf("checkpoints: %lu taking %.2fs, %lu records, %.1f MB\n", checkpoints, checkpoint_s,
                 st.checkpoint_records, checkpoint_mb);
     if (Status s = (*joiner)->Stop(); !s.ok()) return Fail("bench_ingest", s);
@@ -207,9 +225,11 @@ int main(int argc, char** argv) {
       .Key("baseline_value").Double(raw)
       .Key("ratio").Double(rate / raw)
       .Key("events").Int(static_cast<int64_t>(total))
+      .Key("event_rate").Double(event_rate)
       .Key("impressions").Int(static_cast<int64_t>(impressions))
       .Key("samples").Int(static_cast<int64_t>(samples))
       .Key("joiner_cpu_s").Double(joiner_cpu_s)
+      .Key("process_cpu_s").Double(process_cpu_s)
       .Key("checkpoints").Int(static_cast<int64_t>(checkpoints))
       .Key("checkpoint_s").Double(checkpoint_s)
       .Key("checkpoint_mb").Double(checkpoint_mb)

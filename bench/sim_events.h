@@ -1,5 +1,5 @@
 // Simulator traffic for the benchmarks that start at the input topics (bench_ingest,
-// bench_online): GenerateSimEvents draws n impressions at 10k/s of event time with all
+// bench_online): GenerateSimEvents draws n impressions (10k/s of event time unless told) with all
 // their labels, ending well before now (the decoder rejects event times in the future)
 // with room for the longest window; PrefillEvents writes them into the impressions
 // and labels topics and then one watermark-flush event per partition and input, so
@@ -26,15 +26,17 @@
 
 namespace freshet::bench {
 
-// Impressions and labels of config.simulator() with max_impressions = n; *now_ms is the
-// wall time the event times were placed against (PrefillEvents flushes to it).
-inline Status GenerateSimEvents(const FreshetConfig& config, int64_t n, Collector* events, int64_t* now_ms) {
+// Impressions and labels of config.simulator() with max_impressions = n, at
+// `per_second` impressions per second of event time; *now_ms is the wall time the
+// event times were placed against (PrefillEvents flushes to it).
+inline Status GenerateSimEvents(const FreshetConfig& config, int64_t n, Collector* events, int64_t* now_ms,
+                                double per_second = 10'000) {
   *now_ms = Clock::Real()->NowMs();
-  const int64_t span_ms = n / 10 + 3'600'000;
+  const int64_t span_ms = static_cast<int64_t>(n * 1000.0 / per_second) + 3'600'000;
   const int64_t start = *now_ms - span_ms - 600'000;
   SimulatorConfig sc = config.simulator();
   sc.set_max_impressions(n);
-  sc.set_impressions_per_second(10'000);
+  sc.set_impressions_per_second(per_second);
   ops::TrafficSimulator sim(sc, start);
   return sim.AdvanceTo(start + span_ms, events);
 }
