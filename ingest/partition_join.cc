@@ -77,7 +77,7 @@ void PartitionJoin::AddImpression(Impression imp, std::vector<Sample>* out) {
   const std::string& rid = it->first;
   RecordEntry& entry = it->second;
   *entry.rec.mutable_impression() = std::move(imp);  // the features move, no copy
-  close_queue_.emplace(event_time + rules_->max_window_ms(), rid);
+  close_queue_.push({event_time + rules_->max_window_ms(), &*it});
   MarkDirty(rid, &entry);
   if (policy_ == POLICY_IMMEDIATE) EmitMain(rid, &entry, out);
   auto orphan = orphans_.find(rid);
@@ -289,7 +289,9 @@ void PartitionJoin::EmitDuplicates(const std::string& rid, RecordEntry* entry, b
   }
 }
 
-void PartitionJoin::CloseWindow(const std::string& rid, RecordEntry* entry, std::vector<Sample>* out) {
+void PartitionJoin::CloseWindow(RecordNode* node, std::vector<Sample>* out) {
+  const std::string& rid = node->first;
+  RecordEntry* entry = &node->second;
   JoinRecord* rec = &entry->rec;
   if (policy_ != POLICY_IMMEDIATE) EmitMain(rid, entry, out);
   if (policy_ == POLICY_WAIT_CORRECT) EmitDuplicates(rid, entry, /*include_late=*/true, out);
@@ -300,11 +302,11 @@ void PartitionJoin::CloseWindow(const std::string& rid, RecordEntry* entry, std:
     rec->mutable_impression()->clear_dense();
   }
   if (config_.correction_horizon_ms() <= 0) {
-    ForgetRecord(rid);
+    ForgetRecord(rid);  // erases *node: nothing below may touch it
     return;
   }
-  drop_queue_.emplace(rec->impression().event_time_ms() + rules_->max_window_ms() + config_.correction_horizon_ms(),
-                      rid);
+  drop_queue_.push(
+      {rec->impression().event_time_ms() + rules_->max_window_ms() + config_.correction_horizon_ms(), node});
 }
 
 void PartitionJoin::ForgetRecord(const std::string& rid) {
@@ -318,22 +320,23 @@ void PartitionJoin::Advance(std::vector<Sample>* out) {
   UpdateWatermark();
   const int64_t wm = watermark();
   if (wm == kNoTime) return;
-  while (!close_queue_.empty() && close_queue_.top().first <= wm) CloseEarliest(out);
-  while (!drop_queue_.empty() && drop_queue_.top().first <= wm) ForgetEarliest();
+  while (!close_queue_.empty() && close_queue_.top().at <= wm) CloseEarliest(out);
+  while (!drop_queue_.empty() && drop_queue_.top().at <= wm) ForgetEarliest();
   while (!orphan_queue_.empty() && orphan_queue_.begin()->first <= wm) ExpireEarliestOrphan();
 }
 
 void PartitionJoin::CloseEarliest(std::vector<Sample>* out) {
-  const std::string rid = close_queue_.top().second;
+  RecordNode* node = close_queue_.top().node;
   close_queue_.pop();
-  auto it = records_.find(rid);
-  if (it != records_.end()) CloseWindow(rid, &it->second, out);
+  CloseWindow(node, out);
 }
 
 void PartitionJoin::ForgetEarliest() {
-  const std::string rid = drop_queue_.top().second;
+  RecordNode* node = drop_queue_.top().node;
   drop_queue_.pop();
-  ForgetRecord(rid);
+  if (!node->second.dirty) dirty_records_.push_back(node->first);  // its deletion is a change too
+  const std::string rid = node->first;  // erase(key) must not read a key inside the node it frees
+  records_.erase(rid);
 }
 
 void PartitionJoin::ExpireEarliestOrphan() {

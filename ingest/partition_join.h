@@ -150,8 +150,10 @@ class PartitionJoin {
   };
   // Notes that `entry` changed: its id joins the next checkpoint's changes once.
   void MarkDirty(const std::string& rid, RecordEntry* entry);
+  // An element of records_: its address is stable until the record is erased.
+  using RecordNode = std::pair<const std::string, RecordEntry>;
   void ApplyLabel(const std::string& rid, RecordEntry* entry, const Label& label, std::vector<Sample>* out);
-  void CloseWindow(const std::string& rid, RecordEntry* entry, std::vector<Sample>* out);
+  void CloseWindow(RecordNode* node, std::vector<Sample>* out);
   void ForgetRecord(const std::string& rid);
   // Each pops the earliest entry of its queue and acts on it: close the window, forget
   // the closed record, or expire the orphan labels.
@@ -171,7 +173,7 @@ class PartitionJoin {
   void EmitMain(const std::string& rid, RecordEntry* entry, std::vector<Sample>* out);
   void EmitDuplicates(const std::string& rid, RecordEntry* entry, bool include_late, std::vector<Sample>* out);
   void Emit(Sample sample, std::vector<Sample>* out);
-  void RestoreQueues(const std::string& rid, const JoinRecord& rec);
+  void RestoreQueues(RecordNode* node);
   // Load: applies one changelog entry; false when its payload does not parse.
   bool ApplyStoredEntry(JoinLogEntry type, std::string_view id, std::string_view payload);
 
@@ -187,13 +189,20 @@ class PartitionJoin {
   int64_t watermark_ = kNoTime;
   int64_t imp_offset_ = -1;
   int64_t label_offset_ = -1;
-  // Earliest time first. Entries are only ever popped from the top, so a heap in a
-  // vector serves (no tree node per record).
-  using TimeQueue = std::priority_queue<std::pair<int64_t, std::string>, std::vector<std::pair<int64_t, std::string>>,
-                                        std::greater<>>;
+  // Earliest time first, ties by request id. Only the top is ever taken, so a heap in
+  // a vector serves (no tree node per record). Entries point at their record: every
+  // record is in exactly one queue (open: close_queue_, closed: drop_queue_) until
+  // that queue pops it, and only then is it erased, so the pointer is never stale and
+  // no id lookup is needed to act on it.
+  struct Due {
+    int64_t at;
+    RecordNode* node;
+    bool operator>(const Due& o) const { return at != o.at ? at > o.at : node->first > o.node->first; }
+  };
+  using TimeQueue = std::priority_queue<Due, std::vector<Due>, std::greater<>>;
   std::unordered_map<std::string, RecordEntry> records_;
-  TimeQueue close_queue_;  // open: (event time + max window, rid)
-  TimeQueue drop_queue_;   // closed: (close time + horizon, rid)
+  TimeQueue close_queue_;  // open: event time + max window
+  TimeQueue drop_queue_;   // closed: close time + correction horizon
   std::unordered_map<std::string, OrphanLabels> orphans_;
   std::set<std::pair<int64_t, std::string>> orphan_queue_;  // (first label time + ttl, rid)
   size_t orphan_count_ = 0;

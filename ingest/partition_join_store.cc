@@ -133,12 +133,13 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
 
 void PartitionJoin::SetSnapshotMinEntries(size_t n) { snapshot_min_entries_ = n; }
 
-void PartitionJoin::RestoreQueues(const std::string& rid, const JoinRecord& rec) {
+void PartitionJoin::RestoreQueues(RecordNode* node) {
+  const JoinRecord& rec = node->second.rec;
   const int64_t close = rec.impression().event_time_ms() + rules_->max_window_ms();
   if (rec.closed()) {
-    drop_queue_.emplace(close + config_.correction_horizon_ms(), rid);
+    drop_queue_.push({close + config_.correction_horizon_ms(), node});
   } else {
-    close_queue_.emplace(close, rid);
+    close_queue_.push({close, node});
   }
 }
 
@@ -202,7 +203,7 @@ StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStor
     return parse_error.ok();
   }));
   RETURN_IF_ERROR(parse_error);
-  for (const auto& [rid, entry] : join->records_) join->RestoreQueues(rid, entry.rec);
+  for (RecordNode& node : join->records_) join->RestoreQueues(&node);
   for (const auto& [rid, o] : join->orphans_) {
     join->orphan_queue_.emplace(o.labels(0).event_time_ms() + config.orphan_ttl_ms(), rid);
     join->orphan_count_ += o.labels_size();
