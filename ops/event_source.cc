@@ -51,22 +51,23 @@ class StampingSink : public ingest::EventSink {
   StampingSink(ingest::EventSink* next, int64_t now_ms, int64_t newest_ms)
       : next_(next), stamp_ms_(std::max(now_ms, newest_ms)), newest_ms_(newest_ms) {}
   Status OnImpression(const Impression& impression) override {
-    Impression copy = impression;
-    copy.set_event_time_ms(stamp_ms_);
-    RETURN_IF_ERROR(next_->OnImpression(copy));
-    newest_ms_ = std::max(newest_ms_, copy.event_time_ms());
-    return Status::Ok();
+    return Forward(impression, [this](const Impression& e) { return next_->OnImpression(e); });
   }
   Status OnLabel(const Label& label) override {
-    Label copy = label;
-    copy.set_event_time_ms(stamp_ms_);
-    RETURN_IF_ERROR(next_->OnLabel(copy));
-    newest_ms_ = std::max(newest_ms_, copy.event_time_ms());
-    return Status::Ok();
+    return Forward(label, [this](const Label& e) { return next_->OnLabel(e); });
   }
   int64_t newest_ms() const { return newest_ms_; }
 
  private:
+  template <typename Event, typename Send>
+  Status Forward(const Event& event, Send send) {
+    Event stamped = event;
+    stamped.set_event_time_ms(stamp_ms_);
+    RETURN_IF_ERROR(send(stamped));
+    newest_ms_ = std::max(newest_ms_, stamp_ms_);
+    return Status::Ok();
+  }
+
   ingest::EventSink* next_;
   int64_t stamp_ms_;
   int64_t newest_ms_;

@@ -34,6 +34,15 @@ std::filesystem::path TempPath(const std::string& name) {
   return std::filesystem::temp_directory_path() / ("freshet_" + name + "_" + std::to_string(getpid()));
 }
 
+// `freshet run --config FILE`, FILE holding `text` (removed afterwards).
+testing::CommandResult RunWithConfig(const std::string& name, const std::string& text) {
+  const std::string config = TempPath(name).string();
+  std::ofstream(config) << text;
+  auto r = RunShell(std::string("'") + FRESHET_BINARY_PATH + "' run --config " + config + " --admin-port 0 2>&1");
+  std::filesystem::remove(config);
+  return r;
+}
+
 TEST(RunReplayTest, ReplaysTheLogThroughJoinTrainPublishAndServe) {
   SKIP_WITHOUT_DATA(testing::KuaiRandDir());
   const std::filesystem::path dir = TempPath("run_replay");
@@ -101,12 +110,9 @@ TEST(RunReplayTest, MissingDataSetSaysWhereItLookedAndWhatToSet) {
   EXPECT_NE(r.output.find("set FRESHET_DATA_DIR"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("kafka bootstrap="), std::string::npos) << "nothing starts without the data: " << r.output;
 
-  const std::string config = TempPath("bad_log.pbtxt").string();
-  std::ofstream(config) << "replay { dataset: \"kuairand\" log_path: \"/nonexistent/log.csv.gz\" }\n";
-  r = RunShell(std::string("'") + FRESHET_BINARY_PATH + "' run --config " + config + " --admin-port 0 2>&1");
+  r = RunWithConfig("bad_log.pbtxt", "replay { dataset: \"kuairand\" log_path: \"/nonexistent/log.csv.gz\" }\n");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("replay.log_path = /nonexistent/log.csv.gz: no such file"), std::string::npos) << r.output;
-  std::filesystem::remove(config);
 }
 
 TEST(RunReplayTest, UnknownDataSetIsAUsageError) {
@@ -114,12 +120,9 @@ TEST(RunReplayTest, UnknownDataSetIsAUsageError) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--replay movielens: unknown data set"), std::string::npos) << r.output;
 
-  const std::string config = TempPath("bad_dataset.pbtxt").string();
-  std::ofstream(config) << "replay { dataset: \"movielens\" }\n";
-  r = RunShell(std::string("'") + FRESHET_BINARY_PATH + "' run --config " + config + " --admin-port 0 2>&1");
+  r = RunWithConfig("bad_dataset.pbtxt", "replay { dataset: \"movielens\" }\n");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("replay.dataset = \"movielens\""), std::string::npos) << r.output;
-  std::filesystem::remove(config);
 }
 
 }  // namespace
