@@ -27,8 +27,7 @@ std::vector<std::string> Joiner::StoreFamilies() {
 
 Joiner::Joiner(Options options)
     : options_(std::move(options)),
-      batch_clock_(options_.clock ? options_.clock : Clock::Real()),
-      clock_(&batch_clock_) {}
+      batch_clock_(options_.clock ? options_.clock : Clock::Real()) {}
 
 Joiner::~Joiner() {
   Status s = Stop();
@@ -71,7 +70,7 @@ Status Joiner::Start() {
   batch_clock_.Tick();
   RETURN_IF_ERROR(consumer_->Subscribe({options_.config.kafka().impressions_topic(), options_.config.kafka().labels_topic()}));
   started_ = true;
-  next_checkpoint_ms_ = clock_->NowMs() + options_.config.ingest().checkpoint_interval_ms();
+  next_checkpoint_ms_ = batch_clock_.NowMs() + options_.config.ingest().checkpoint_interval_ms();
   LOG_INFO("joiner_started").Kv("group", options_.config.ingest().consumer_group())
       .Kv("policy", PolicyLabel(options_.config.ingest().policy())).Kv("tasks", rules_->size())
       .Kv("max_window_ms", rules_->max_window_ms()).Kv("store", options_.store->path());
@@ -82,7 +81,7 @@ PartitionJoin* Joiner::StateFor(int32_t partition) {
   auto& slot = partitions_[partition];
   if (!slot) {
     // Normally created in OnAssign; a message for an unknown partition gets fresh state.
-    slot = std::make_unique<PartitionJoin>(partition, rules_.get(), options_.config.ingest(), probe_.get(), clock_);
+    slot = std::make_unique<PartitionJoin>(partition, rules_.get(), options_.config.ingest(), probe_.get(), &batch_clock_);
   }
   return slot.get();
 }
@@ -95,14 +94,14 @@ void Joiner::DeadLetter(const KafkaMessage& m, const std::string& reason, const 
   d.set_reason(reason);
   d.set_detail(detail);
   d.set_payload(m.value);
-  d.set_rejected_at_ms(clock_->NowMs());
+  d.set_rejected_at_ms(batch_clock_.NowMs());
   d.set_component("ingest");
   pending_.emplace_back("\x01" + m.key, d.SerializeAsString());  // \x01 marks the dead-letter topic
   probe_->DeadLetter(reason);
   deadletters_.fetch_add(1);
   static RateLimiter limiter(5000);
   int64_t suppressed = 0;
-  if (limiter.Allow(clock_->NowMs(), &suppressed)) {
+  if (limiter.Allow(batch_clock_.NowMs(), &suppressed)) {
     LOG_WARNING("ingest_deadletter").Kv("reason", reason).Kv("detail", detail).Kv("topic", m.topic)
         .Kv("partition", m.partition).Kv("offset", m.offset).Kv("suppressed", suppressed);
   }
@@ -116,7 +115,7 @@ void Joiner::Process(const KafkaMessage& m) {
   events_.fetch_add(1);
   DecodeLimits limits;
   limits.max_message_bytes = kc.max_message_bytes();
-  limits.now_ms = clock_->NowMs();
+  limits.now_ms = batch_clock_.NowMs();
   limits.max_future_skew_ms = options_.config.ingest().max_future_skew_ms();
   const int64_t wm = join->watermark();
   if (wm != PartitionJoin::kNoTime) limits.oldest_impression_ms = wm - options_.config.ingest().max_impression_age_ms();
@@ -154,7 +153,6 @@ Status Joiner::ProducePending() {
 }
 
 Status Joiner::RunOnce(int poll_ms) {
-  batch_clock_.Tick();
   {
     std::lock_guard<std::mutex> lock(mu_);
     RETURN_IF_ERROR(error_);
@@ -165,7 +163,7 @@ Status Joiner::RunOnce(int poll_ms) {
   }
   for (int i = 0; i < options_.max_batch; ++i) {
     auto m = consumer_->Poll(i == 0 ? poll_ms : 0);
-    if (i == 0) batch_clock_.Tick();  // the first poll may have waited up to poll_ms
+    if (i == 0) batch_clock_.Tick();  // after the first poll, which may have waited up to poll_ms
     if (!m.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       error_ = m.status();
@@ -191,8 +189,8 @@ Status Joiner::RunOnce(int poll_ms) {
     return produced;
   }
   RefreshLag();
-  if (clock_->NowMs() >= next_checkpoint_ms_ && pending_.empty()) {
-    next_checkpoint_ms_ = clock_->NowMs() + options_.config.ingest().checkpoint_interval_ms();
+  if (batch_clock_.NowMs() >= next_checkpoint_ms_ && pending_.empty()) {
+    next_checkpoint_ms_ = batch_clock_.NowMs() + options_.config.ingest().checkpoint_interval_ms();
     RETURN_IF_ERROR(Checkpoint());
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -230,7 +228,7 @@ Status Joiner::Checkpoint() { return CheckpointPartitions(nullptr, /*drop=*/fals
 
 Status Joiner::CheckpointPartitions(const std::vector<int32_t>* only, bool drop) {
   batch_clock_.Tick();
-  const int64_t t0 = clock_->MonotonicUs();
+  const int64_t t0 = batch_clock_.MonotonicUs();
   Status produced = ProducePending();
   if (!produced.ok()) return produced.Annotate("checkpoint postponed: samples could not be queued");
   // Samples first: once the state below is written, it no longer holds them.
@@ -262,8 +260,8 @@ Status Joiner::CheckpointPartitions(const std::vector<int32_t>* only, bool drop)
   checkpoints_.fetch_add(1);
   checkpoint_records_.fetch_add(records);
   checkpoint_bytes_.fetch_add(batch.bytes());
-  last_checkpoint_ms_ = clock_->NowMs();
-  const int64_t took_us = clock_->MonotonicUs() - t0;
+  last_checkpoint_ms_ = batch_clock_.NowMs();
+  const int64_t took_us = batch_clock_.MonotonicUs() - t0;
   checkpoint_us_.fetch_add(static_cast<uint64_t>(took_us));
   probe_->Checkpoint(took_us / 1e6);
   if (drop) {
@@ -287,7 +285,7 @@ void Joiner::OnAssign(std::vector<TopicPartitionOffset>* tps) {
     auto& slot = partitions_[tp.partition];
     if (!slot) {
       auto loaded = PartitionJoin::Load(*options_.store, tp.partition, rules_.get(), options_.config.ingest(),
-                                        probe_.get(), clock_);
+                                        probe_.get(), &batch_clock_);
       if (!loaded.ok()) {
         LOG_ERROR("ingest_state_load_failed").Kv("partition", tp.partition).Kv("status", loaded.status().ToString());
         if (error_.ok()) error_ = loaded.status();
@@ -302,7 +300,7 @@ void Joiner::OnAssign(std::vector<TopicPartitionOffset>* tps) {
     const int64_t stored = slot->next_offset(tp.topic == kc.impressions_topic());
     if (stored >= 0) tp.offset = stored;  // resume exactly where the stored state ends
   }
-  assigned_us_.store(clock_->MonotonicUs());
+  assigned_us_.store(batch_clock_.MonotonicUs());
 }
 
 void Joiner::OnRevoke(const std::vector<TopicPartitionOffset>& tps) {
@@ -345,7 +343,7 @@ Status Joiner::Stop() {
 
 void Joiner::UpdateGauges() {
   MetricsRegistry* r = options_.metrics;
-  const int64_t now = clock_->NowMs();
+  const int64_t now = batch_clock_.NowMs();
   for (const auto& [p, join] : partitions_) {
     const Labels l = {{"partition", std::to_string(p)}};
     r->GetGauge("freshet_ingest_open_impressions", "Impressions whose window is open", l)->Set(join->open_records());
@@ -360,7 +358,7 @@ void Joiner::UpdateGauges() {
 }
 
 void Joiner::RefreshLag() {
-  const int64_t now_us = clock_->MonotonicUs();
+  const int64_t now_us = batch_clock_.MonotonicUs();
   if (now_us < next_lag_refresh_us_) return;
   next_lag_refresh_us_ = now_us + kLagRefreshUs;
   // Cached watermarks (KafkaConsumer::Lag): no broker round trip on this path.

@@ -112,9 +112,10 @@ class Joiner {
   void UpdateGauges();  // REQUIRES: mu_ held
   void RefreshLag();    // at most once per kLagRefreshUs; consumer thread, takes mu_
 
-  // The options' clock, read once per RunOnce batch: every event of a batch sees the
-  // same wall time (emit times, idle inputs, decode limits), instead of a clock read
-  // per event and per sample. Durations (MonotonicUs) still read the real clock.
+  // The options' clock, read once per RunOnce batch (after its first poll) and per
+  // checkpoint: every event of a batch sees the same wall time (emit times, idle
+  // inputs, decode limits), instead of a clock read per event and per sample.
+  // Durations (MonotonicUs) still read the real clock.
   class BatchClock : public Clock {
    public:
     explicit BatchClock(Clock* base) : base_(base), now_ms_(base->NowMs()) {}
@@ -130,7 +131,6 @@ class Joiner {
 
   Options options_;
   BatchClock batch_clock_;
-  Clock* clock_;  // &batch_clock_
   std::unique_ptr<TaskRules> rules_;
   std::unique_ptr<IngestProbe> probe_;
   std::unique_ptr<KafkaProducer> producer_;

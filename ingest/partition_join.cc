@@ -313,7 +313,7 @@ void PartitionJoin::ForgetRecord(const std::string& rid) {
   auto it = records_.find(rid);
   if (it == records_.end()) return;
   if (!it->second.dirty) dirty_records_.push_back(rid);  // its deletion is a change too
-  records_.erase(it);
+  records_.erase(it);  // rid may be the erased node's key: not read after this
 }
 
 void PartitionJoin::Advance(std::vector<Sample>* out) {
@@ -334,9 +334,7 @@ void PartitionJoin::CloseEarliest(std::vector<Sample>* out) {
 void PartitionJoin::ForgetEarliest() {
   RecordNode* node = drop_queue_.top().node;
   drop_queue_.pop();
-  if (!node->second.dirty) dirty_records_.push_back(node->first);  // its deletion is a change too
-  const std::string rid = node->first;  // erase(key) must not read a key inside the node it frees
-  records_.erase(rid);
+  ForgetRecord(node->first);
 }
 
 void PartitionJoin::ExpireEarliestOrphan() {

@@ -142,16 +142,16 @@ class PartitionJoin {
  private:
   void ObserveTime(int64_t event_time_ms, bool impression);
   void UpdateWatermark();
-  // Applies one label to an existing record; emits duplicates/corrections.
   // A join record and whether it changed since the last checkpoint.
   struct RecordEntry {
     JoinRecord rec;
     bool dirty = false;
   };
-  // Notes that `entry` changed: its id joins the next checkpoint's changes once.
-  void MarkDirty(const std::string& rid, RecordEntry* entry);
   // An element of records_: its address is stable until the record is erased.
   using RecordNode = std::pair<const std::string, RecordEntry>;
+  // Notes that `entry` changed: its id joins the next checkpoint's changes once.
+  void MarkDirty(const std::string& rid, RecordEntry* entry);
+  // Applies one label to an existing record; emits duplicates/corrections.
   void ApplyLabel(const std::string& rid, RecordEntry* entry, const Label& label, std::vector<Sample>* out);
   void CloseWindow(RecordNode* node, std::vector<Sample>* out);
   void ForgetRecord(const std::string& rid);

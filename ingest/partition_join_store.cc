@@ -69,16 +69,6 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
     legacy_keys_ = false;
   } else {
     // Each changed id: its current value, or a deletion when it is gone.
-    auto log_changes = [&](const auto& dirty, const auto& live, JoinLogEntry put, JoinLogEntry deleted) {
-      for (const std::string& rid : dirty) {
-        auto it = live.find(rid);
-        if (it == live.end()) {
-          segments.Add(deleted, rid, nullptr);
-        } else {
-          segments.Add(put, rid, &it->second);
-        }
-      }
-    };
     for (const std::string& rid : dirty_records_) {
       auto it = records_.find(rid);
       if (it == records_.end()) {
@@ -88,7 +78,14 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
         it->second.dirty = false;
       }
     }
-    log_changes(dirty_orphans_, orphans_, JoinLogEntry::kOrphans, JoinLogEntry::kOrphansDeleted);
+    for (const std::string& rid : dirty_orphans_) {
+      auto it = orphans_.find(rid);
+      if (it == orphans_.end()) {
+        segments.Add(JoinLogEntry::kOrphansDeleted, rid, nullptr);
+      } else {
+        segments.Add(JoinLogEntry::kOrphans, rid, &it->second);
+      }
+    }
     segments.Finish();
   }
   PartitionMeta meta;

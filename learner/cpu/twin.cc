@@ -197,8 +197,8 @@ void Twin<T>::GatherHistory(const TwinRequest& r, TwinItemFeatures<T>* features,
   g.kp.resize(g.proj.size());
   for (size_t i = 0; i < g.proj.size(); ++i) g.kp[i] = static_cast<T>(g.proj[i]);
   g.buckets.resize(static_cast<size_t>(n) * kTwinCrossFeatures);
-  for (int i = 0; i < n; ++i) TwinCrossBuckets(r.behaviours[gathered_.cand[i]], r.time_ms, &gathered_.buckets[i * kTwinCrossFeatures]);
-  gathered_.projected = true;
+  for (int i = 0; i < n; ++i) TwinCrossBuckets(r.behaviours[g.cand[i]], r.time_ms, &g.buckets[i * kTwinCrossFeatures]);
+  g.projected = true;
 }
 
 template <typename T>
