@@ -208,7 +208,8 @@ int main(int argc, char** argv) {
                 "%.2fs (%.0f events per CPU-second); whole process %.2f CPU-s (cluster and client threads too)\n",
                 total, samples, deadletters, joiner_s, total / joiner_s, joiner_cpu_s, total / joiner_cpu_s,
                 process_cpu_s);
-    std::printf("checkpoints: %lu taking %.2fs, %lu records, %.1f MB\n", checkpoints, checkpoint_s,
+    std::printf("checkpoints: %lu taking %.2fs (%.2fs waiting for sample delivery, %.2fs RocksDB write), %lu records, "
+                "%.1f MB\n", checkpoints, checkpoint_s, st.checkpoint_flush_us / 1e6, st.checkpoint_write_us / 1e6,
                 st.checkpoint_records, checkpoint_mb);
     if (Status s = (*joiner)->Stop(); !s.ok()) return Fail("bench_ingest", s);
   }

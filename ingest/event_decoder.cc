@@ -1,7 +1,13 @@
 // Event decoding and validation; see event_decoder.h.
 #include "ingest/event_decoder.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/stubs/common.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include <cmath>
+
+#include "ingest/sample_wire.h"
 
 namespace freshet::ingest {
 namespace {
@@ -25,27 +31,136 @@ Rejection CheckCommon(std::string_view key, const std::string& rid, uint64_t use
   return {};
 }
 
+using google::protobuf::internal::WireFormatLite;
+
+Rejection Malformed() { return Reject("malformed_protobuf", "not a freshet.Impression"); }
+
+// A dense feature's values, checked for NaN/Inf.
+Rejection CheckDense(const DenseFeature& d) {
+  for (float v : d.values()) {
+    if (!std::isfinite(v)) return Reject("non_finite_value", "dense slot " + std::to_string(d.slot()) + " holds a NaN/Inf");
+  }
+  return {};
+}
+
+using google::protobuf::io::CodedInputStream;
+
+// Wire primitives held to the generated parser's limits, which are tighter than
+// CodedInputStream's own: a tag or a length takes at most 5 bytes (CodedInputStream
+// reads up to 10 and drops the high bits), field number 0 is invalid, and groups nest
+// at most 100 deep.
+constexpr int kMaxTagBytes = 5;
+constexpr int kMaxGroupDepth = 100;
+
+bool ReadTag(CodedInputStream* in, uint32_t* tag) {
+  const int at = in->CurrentPosition();
+  *tag = in->ReadTag();
+  return *tag != 0 && WireFormatLite::GetTagFieldNumber(*tag) != 0 && in->CurrentPosition() - at <= kMaxTagBytes;
+}
+
+bool ReadSize(CodedInputStream* in, int* size) {
+  const int at = in->CurrentPosition();
+  return in->ReadVarintSizeAsInt(size) && in->CurrentPosition() - at <= kMaxTagBytes;
+}
+
+// Skips a field this decoder does not keep, as the generated parser skips unknown fields.
+bool SkipField(CodedInputStream* in, uint32_t tag, int depth = 0) {
+  uint64_t v = 0;
+  int n = 0;
+  switch (WireFormatLite::GetTagWireType(tag)) {
+    case WireFormatLite::WIRETYPE_VARINT:
+      return in->ReadVarint64(&v);
+    case WireFormatLite::WIRETYPE_FIXED64:
+      return in->Skip(8);
+    case WireFormatLite::WIRETYPE_LENGTH_DELIMITED:
+      return ReadSize(in, &n) && in->Skip(n);
+    case WireFormatLite::WIRETYPE_FIXED32:
+      return in->Skip(4);
+    case WireFormatLite::WIRETYPE_START_GROUP:
+      if (depth >= kMaxGroupDepth) return false;
+      for (uint32_t inner = 0;;) {
+        if (!ReadTag(in, &inner)) return false;
+        if (WireFormatLite::GetTagWireType(inner) == WireFormatLite::WIRETYPE_END_GROUP) {
+          return WireFormatLite::GetTagFieldNumber(inner) == WireFormatLite::GetTagFieldNumber(tag);
+        }
+        if (!SkipField(in, inner, depth + 1)) return false;
+      }
+    default:  // an END_GROUP without its start, or wire types 6 and 7
+      return false;
+  }
+}
+
+// Walks an Impression's top level: fields 1-4 into `header`, each feature (fields 5
+// and 6) parsed by its own message's parser to validate it and appended to
+// `features` under its Sample field number. Any other field is skipped, as are known
+// fields of the wrong wire type (the generated parser treats them as unknown). The
+// first non-finite dense value goes to *bad_feature. false: not an Impression.
+bool ScanImpression(std::string_view value, Impression* header, std::string* features, Rejection* bad_feature) {
+  // Reused across calls: parsing into them reuses their capacity.
+  thread_local SparseFeature sparse;
+  thread_local DenseFeature dense;
+  const int size = static_cast<int>(value.size());
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(value.data()), size);
+  while (in.CurrentPosition() < size) {
+    uint32_t tag = 0;
+    if (!ReadTag(&in, &tag)) return false;
+    const int field = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
+    const auto wire = WireFormatLite::GetTagWireType(tag);
+    const bool len = wire == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    const bool varint = wire == WireFormatLite::WIRETYPE_VARINT;
+    uint64_t v = 0;
+    int n = 0;
+    if (field == Impression::kRequestIdFieldNumber && len) {
+      if (!ReadSize(&in, &n) || !in.ReadString(header->mutable_request_id(), n)) return false;
+      // proto3 strings must be UTF-8: the generated parser refuses the message otherwise.
+      if (!google::protobuf::internal::IsStructurallyValidUTF8(header->request_id().data(), n)) return false;
+    } else if (field == Impression::kUserIdFieldNumber && varint) {
+      if (!in.ReadVarint64(&v)) return false;
+      header->set_user_id(v);
+    } else if (field == Impression::kItemIdFieldNumber && varint) {
+      if (!in.ReadVarint64(&v)) return false;
+      header->set_item_id(v);
+    } else if (field == Impression::kEventTimeMsFieldNumber && varint) {
+      if (!in.ReadVarint64(&v)) return false;
+      header->set_event_time_ms(static_cast<int64_t>(v));
+    } else if ((field == Impression::kSparseFieldNumber || field == Impression::kDenseFieldNumber) && len) {
+      if (!ReadSize(&in, &n) || n > size - in.CurrentPosition()) return false;
+      const std::string_view bytes = value.substr(static_cast<size_t>(in.CurrentPosition()), static_cast<size_t>(n));
+      in.Skip(n);
+      if (field == Impression::kSparseFieldNumber) {
+        if (!sparse.ParseFromArray(bytes.data(), n)) return false;
+        AppendLengthDelimited(Sample::kSparseFieldNumber, bytes, features);
+      } else {
+        if (!dense.ParseFromArray(bytes.data(), n)) return false;
+        if (Rejection r = CheckDense(dense); !r.ok() && bad_feature->ok()) *bad_feature = std::move(r);
+        AppendLengthDelimited(Sample::kDenseFieldNumber, bytes, features);
+      }
+    } else if (!SkipField(&in, tag)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Rejection DecodeImpression(std::string_view key, std::string_view value, const DecodeLimits& limits,
-                           Impression* out) {
+                           ImpressionEvent* out) {
   if (static_cast<int64_t>(value.size()) > limits.max_message_bytes) {
     return Reject("oversized", std::to_string(value.size()) + " bytes > kafka.max_message_bytes " +
                                    std::to_string(limits.max_message_bytes));
   }
-  if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    return Reject("malformed_protobuf", "not a freshet.Impression");
-  }
-  Rejection r = CheckCommon(key, out->request_id(), out->user_id(), out->item_id(), out->event_time_ms(), limits);
+  out->header.Clear();
+  out->features.clear();
+  Rejection bad_feature;
+  if (!ScanImpression(value, &out->header, &out->features, &bad_feature)) return Malformed();
+  const Impression& h = out->header;
+  Rejection r = CheckCommon(key, h.request_id(), h.user_id(), h.item_id(), h.event_time_ms(), limits);
   if (!r.ok()) return r;
-  for (const DenseFeature& d : out->dense()) {
-    for (float v : d.values()) {
-      if (!std::isfinite(v)) return Reject("non_finite_value", "dense slot " + std::to_string(d.slot()) + " holds a NaN/Inf");
-    }
-  }
-  if (out->event_time_ms() < limits.oldest_impression_ms) {
-    return Reject("impression_too_old", "event_time_ms " + std::to_string(out->event_time_ms()) + " is " +
-                                            std::to_string(limits.oldest_impression_ms - out->event_time_ms()) +
+  if (!bad_feature.ok()) return bad_feature;
+  if (h.event_time_ms() < limits.oldest_impression_ms) {
+    return Reject("impression_too_old", "event_time_ms " + std::to_string(h.event_time_ms()) + " is " +
+                                            std::to_string(limits.oldest_impression_ms - h.event_time_ms()) +
                                             " ms past watermark - ingest.max_impression_age_ms");
   }
   return {};

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "schemas/events.pb.h"
+#include "schemas/sample.pb.h"
 
 namespace freshet::ingest {
 
@@ -34,11 +35,24 @@ struct DecodeLimits {
   int64_t oldest_impression_ms = INT64_MIN;
 };
 
+// An impression as the joiner keeps it: the ids and the event time parsed, the
+// features kept as wire bytes, re-tagged as Sample fields, ready to append to every
+// Sample built from it (ingest/sample_wire.h).
+struct ImpressionEvent {
+  Impression header;     // request_id, user_id, item_id, event_time_ms; no features
+  std::string features;  // JoinedSample::features; each feature parsed once, here, to validate it
+};
+
 // `key` is the Kafka message key; a non-empty key must equal request_id (both input
 // topics are keyed by it, so a mismatch means the event sits on the wrong partition
 // and could never join).
+//
+// DecodeImpression accepts exactly the bytes that Impression::ParseFromArray accepts
+// (unknown fields are skipped; a repeated scalar field keeps its last value), without
+// building the nested feature messages: it walks the top level itself and hands each
+// feature to the matching message's own parser, into a reused scratch message.
 Rejection DecodeImpression(std::string_view key, std::string_view value, const DecodeLimits& limits,
-                           Impression* out);
+                           ImpressionEvent* out);
 Rejection DecodeLabel(std::string_view key, std::string_view value, const DecodeLimits& limits, Label* out);
 
 }  // namespace freshet::ingest

@@ -119,22 +119,26 @@ void Joiner::Process(const KafkaMessage& m) {
   limits.max_future_skew_ms = options_.config.ingest().max_future_skew_ms();
   const int64_t wm = join->watermark();
   if (wm != PartitionJoin::kNoTime) limits.oldest_impression_ms = wm - options_.config.ingest().max_impression_age_ms();
-  std::vector<Sample> out;
+  emitted_.clear();
   if (is_imp) {
-    Impression imp;
+    ImpressionEvent imp;
     Rejection r = DecodeImpression(m.key, m.value, limits, &imp);
     if (!r.ok()) return DeadLetter(m, r.reason, r.detail);
     probe_->Event(true);
-    join->AddImpression(std::move(imp), &out);
+    join->AddImpression(std::move(imp.header), std::move(imp.features), &emitted_);
   } else {
-    Label label;
-    Rejection r = DecodeLabel(m.key, m.value, limits, &label);
+    Rejection r = DecodeLabel(m.key, m.value, limits, &label_);
     if (!r.ok()) return DeadLetter(m, r.reason, r.detail);
     probe_->Event(false);
-    join->AddLabel(label, &out);
+    join->AddLabel(label_, &emitted_);
   }
-  for (const Sample& s : out) pending_.emplace_back(std::to_string(s.user_id()), s.SerializeAsString());
-  samples_.fetch_add(out.size());
+  QueueEmitted();
+}
+
+void Joiner::QueueEmitted() {
+  for (const JoinedSample& s : emitted_) pending_.emplace_back(std::to_string(s.sample.user_id()), s.Serialize());
+  samples_.fetch_add(emitted_.size());
+  emitted_.clear();
 }
 
 Status Joiner::ProducePending() {
@@ -175,10 +179,8 @@ Status Joiner::RunOnce(int poll_ms) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<Sample> out;
-    for (auto& [p, join] : partitions_) join->Advance(&out);  // an input may have gone idle
-    for (const Sample& s : out) pending_.emplace_back(std::to_string(s.user_id()), s.SerializeAsString());
-    samples_.fetch_add(out.size());
+    for (auto& [p, join] : partitions_) join->Advance(&emitted_);  // an input may have gone idle
+    QueueEmitted();
     ApplyBackpressure();
     UpdateGauges();
   }
@@ -216,10 +218,8 @@ void Joiner::ApplyBackpressure() {
     toggle(&imp_paused, join->OverRecordBound(), join->BelowResumeRecords(), kc.impressions_topic(), "open_impressions");
     toggle(&label_paused, join->OverOrphanBound(), join->BelowResumeOrphans(), kc.labels_topic(), "orphan_labels");
     if (imp_paused && label_paused) {  // neither input can advance the watermark: escalate
-      std::vector<Sample> out;
-      join->ForceCloseOldest(kForceCloseBatch, &out);
-      for (const Sample& s : out) pending_.emplace_back(std::to_string(s.user_id()), s.SerializeAsString());
-      samples_.fetch_add(out.size());
+      join->ForceCloseOldest(kForceCloseBatch, &emitted_);
+      QueueEmitted();
     }
   }
 }
@@ -233,6 +233,8 @@ Status Joiner::CheckpointPartitions(const std::vector<int32_t>* only, bool drop)
   if (!produced.ok()) return produced.Annotate("checkpoint postponed: samples could not be queued");
   // Samples first: once the state below is written, it no longer holds them.
   Status flushed = producer_->Flush(kFlushTimeoutMs);
+  const int64_t t_flushed = batch_clock_.MonotonicUs();
+  checkpoint_flush_us_.fetch_add(static_cast<uint64_t>(t_flushed - t0));
   std::lock_guard<std::mutex> lock(mu_);
   if (!flushed.ok()) {
     if (flushed.code() != StatusCode::kDeadlineExceeded && error_.ok()) {
@@ -251,7 +253,9 @@ Status Joiner::CheckpointPartitions(const std::vector<int32_t>* only, bool drop)
     if (join->next_offset(false) >= 0) commits.push_back({kc.labels_topic(), p, join->next_offset(false)});
   }
   if (!batch.empty()) {
+    const int64_t t_write = batch_clock_.MonotonicUs();
     Status written = options_.store->Write(batch);
+    checkpoint_write_us_.fetch_add(static_cast<uint64_t>(batch_clock_.MonotonicUs() - t_write));
     if (!written.ok()) {
       if (error_.ok()) error_ = written;
       return written;
@@ -381,8 +385,18 @@ Status Joiner::Ready() const {
 }
 
 Joiner::Stats Joiner::stats() const {
-  return {events_.load(),           samples_.load(),          deadletters_.load(), checkpoints_.load(),
-          checkpoint_records_.load(), checkpoint_bytes_.load(), checkpoint_us_.load(), assigned_us_.load()};
+  Stats s;
+  s.events = events_.load();
+  s.samples = samples_.load();
+  s.deadletters = deadletters_.load();
+  s.checkpoints = checkpoints_.load();
+  s.checkpoint_records = checkpoint_records_.load();
+  s.checkpoint_bytes = checkpoint_bytes_.load();
+  s.checkpoint_us = checkpoint_us_.load();
+  s.checkpoint_flush_us = checkpoint_flush_us_.load();
+  s.checkpoint_write_us = checkpoint_write_us_.load();
+  s.assigned_us = assigned_us_.load();
+  return s;
 }
 
 std::string Joiner::StatusJson() const {

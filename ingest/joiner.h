@@ -30,7 +30,9 @@
 #include "common/metrics.h"
 #include "common/signals.h"
 #include "common/status.h"
+#include "ingest/sample_wire.h"
 #include "schemas/config.pb.h"
+#include "schemas/events.pb.h"
 
 namespace freshet::store {
 class KvStore;
@@ -65,6 +67,8 @@ class Joiner {
     uint64_t checkpoint_records = 0;  // join records and orphan entries written or deleted
     uint64_t checkpoint_bytes = 0;    // keys + values of those writes
     uint64_t checkpoint_us = 0;       // time spent in checkpoints (flush + serialize + write)
+    uint64_t checkpoint_flush_us = 0;  // of which waiting for the producer to deliver samples
+    uint64_t checkpoint_write_us = 0;  // of which the RocksDB write
     int64_t assigned_us = 0;          // clock MonotonicUs of the latest assignment; 0 = none yet
   };
 
@@ -103,6 +107,8 @@ class Joiner {
   explicit Joiner(Options options);
   void Process(const KafkaMessage& m);
   void DeadLetter(const KafkaMessage& m, const std::string& reason, const std::string& detail);
+  // Moves emitted_ to pending_ as (user id key, Sample bytes). REQUIRES: mu_ held
+  void QueueEmitted();
   PartitionJoin* StateFor(int32_t partition);  // REQUIRES: mu_ held
   Status ProducePending();
   void ApplyBackpressure();
@@ -140,6 +146,8 @@ class Joiner {
   std::map<int32_t, std::unique_ptr<PartitionJoin>> partitions_;  // guarded by mu_
   std::map<int32_t, std::pair<bool, bool>> paused_;  // (impressions, labels); guarded by mu_
   std::vector<std::pair<std::string, std::string>> pending_;  // (key, sample bytes) to produce
+  std::vector<JoinedSample> emitted_;  // scratch: what the joins just emitted; guarded by mu_
+  Label label_;                        // scratch: the label being decoded (its storage is reused)
   Status error_;                                              // sticky; guarded by mu_
   int64_t next_checkpoint_ms_ = 0;
   int64_t last_checkpoint_ms_ = 0;  // guarded by mu_
@@ -150,6 +158,7 @@ class Joiner {
   bool stopped_ = false;
   std::atomic<uint64_t> events_{0}, samples_{0}, deadletters_{0}, checkpoints_{0};
   std::atomic<uint64_t> checkpoint_records_{0}, checkpoint_bytes_{0}, checkpoint_us_{0};
+  std::atomic<uint64_t> checkpoint_flush_us_{0}, checkpoint_write_us_{0};
   std::atomic<int64_t> assigned_us_{0};
 };
 

@@ -64,7 +64,14 @@ void PartitionJoin::SetConsumed(bool impressions_topic, int64_t next_offset) {
   meta_dirty_ = true;
 }
 
-void PartitionJoin::AddImpression(Impression imp, std::vector<Sample>* out) {
+void PartitionJoin::AddImpression(Impression impression, std::vector<JoinedSample>* out) {
+  std::string features = FeatureBytes(impression);
+  impression.clear_sparse();
+  impression.clear_dense();
+  AddImpression(std::move(impression), std::move(features), out);
+}
+
+void PartitionJoin::AddImpression(Impression imp, std::string features, std::vector<JoinedSample>* out) {
   const int64_t event_time = imp.event_time_ms();
   ObserveTime(event_time, true);
   auto [it, inserted] = records_.try_emplace(imp.request_id());
@@ -76,7 +83,8 @@ void PartitionJoin::AddImpression(Impression imp, std::vector<Sample>* out) {
   // The map's key: stable until the record is forgotten, which only Advance below does.
   const std::string& rid = it->first;
   RecordEntry& entry = it->second;
-  *entry.rec.mutable_impression() = std::move(imp);  // the features move, no copy
+  *entry.rec.mutable_impression() = std::move(imp);
+  entry.rec.set_features(std::move(features));
   close_queue_.push({event_time + rules_->max_window_ms(), &*it});
   MarkDirty(rid, &entry);
   if (policy_ == POLICY_IMMEDIATE) EmitMain(rid, &entry, out);
@@ -84,7 +92,6 @@ void PartitionJoin::AddImpression(Impression imp, std::vector<Sample>* out) {
   if (orphan != orphans_.end()) {
     OrphanLabels labels = std::move(orphan->second);
     orphans_.erase(orphan);
-    orphan_queue_.erase({labels.labels(0).event_time_ms() + config_.orphan_ttl_ms(), rid});
     orphan_count_ -= labels.labels_size();
     dirty_orphans_.insert(rid);
     for (const Label& l : labels.labels()) ApplyLabel(rid, &entry, l, out);
@@ -92,7 +99,7 @@ void PartitionJoin::AddImpression(Impression imp, std::vector<Sample>* out) {
   Advance(out);
 }
 
-void PartitionJoin::AddLabel(const Label& label, std::vector<Sample>* out) {
+void PartitionJoin::AddLabel(const Label& label, std::vector<JoinedSample>* out) {
   ObserveTime(label.event_time_ms(), false);
   const std::string& rid = label.request_id();
   if (rules_->TasksForKind(label.kind()).empty()) {
@@ -106,7 +113,7 @@ void PartitionJoin::AddLabel(const Label& label, std::vector<Sample>* out) {
     if (dup) {
       probe_->DuplicateLabel();
     } else {
-      if (o.labels_size() == 0) orphan_queue_.emplace(label.event_time_ms() + config_.orphan_ttl_ms(), rid);
+      if (o.labels_size() == 0) orphan_queue_.push({label.event_time_ms() + config_.orphan_ttl_ms(), rid});
       *o.add_labels() = label;
       ++orphan_count_;
       dirty_orphans_.insert(rid);
@@ -122,7 +129,7 @@ void PartitionJoin::MarkDirty(const std::string& rid, RecordEntry* entry) {
 }
 
 void PartitionJoin::ApplyLabel(const std::string& rid, RecordEntry* entry, const Label& label,
-                               std::vector<Sample>* out) {
+                               std::vector<JoinedSample>* out) {
   JoinRecord* rec = &entry->rec;
   const int64_t imp_time = rec->impression().event_time_ms();
   const bool arrived_in_time = policy_ == POLICY_IMMEDIATE ? !rec->closed() : !rec->window_sample_emitted();
@@ -204,52 +211,49 @@ bool PartitionJoin::InSpace(int t, const TaskValues& v) const {
   return req < 0 || (v.positive >> req & 1);
 }
 
-Sample PartitionJoin::BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
-                                 bool copy_features) const {
+JoinedSample PartitionJoin::BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
+                                       bool copy_features) const {
   const Impression& imp = rec.impression();
-  Sample s;
+  JoinedSample joined;
+  Sample& s = joined.sample;
   s.set_sample_id(sample_id);
   s.set_request_id(imp.request_id());
   s.set_user_id(imp.user_id());
   s.set_item_id(imp.item_id());
   s.set_event_time_ms(imp.event_time_ms());
   s.set_emit_time_ms(clock_->NowMs());
-  if (copy_features) {
-    *s.mutable_sparse() = imp.sparse();
-    *s.mutable_dense() = imp.dense();
-  }
+  if (copy_features) joined.features = rec.features();
   const int n = rules_->size();
   s.mutable_label()->Resize(n, 0.0f);
   s.mutable_mask()->Resize(n, false);
   s.mutable_weight()->Resize(n, 1.0f);
   s.set_origin(origin);
   s.set_task_layout(rules_->layout());
-  return s;
+  return joined;
 }
 
-void PartitionJoin::Emit(Sample sample, std::vector<Sample>* out) {
-  probe_->Sample(sample.origin(), (sample.emit_time_ms() - sample.event_time_ms()) / 1000.0);
-  out->push_back(std::move(sample));
+void PartitionJoin::Emit(JoinedSample joined, std::vector<JoinedSample>* out) {
+  const Sample& s = joined.sample;
+  probe_->Sample(s.origin(), (s.emit_time_ms() - s.event_time_ms()) / 1000.0);
+  out->push_back(std::move(joined));
 }
 
-void PartitionJoin::EmitMain(const std::string& rid, RecordEntry* entry, std::vector<Sample>* out) {
+void PartitionJoin::EmitMain(const std::string& rid, RecordEntry* entry, std::vector<JoinedSample>* out) {
   JoinRecord* rec = &entry->rec;
   const int n = rules_->size();
   if (policy_ == POLICY_IMMEDIATE) {
-    Sample s = BaseSample(*rec, rid, ORIGIN_IMMEDIATE_NEGATIVE);
+    JoinedSample joined = BaseSample(*rec, rid, ORIGIN_IMMEDIATE_NEGATIVE);
     for (int t = 0; t < n; ++t) {
-      s.set_mask(t, !rules_->task(t).regression && rules_->task(t).requires_positive < 0);
+      joined.sample.set_mask(t, !rules_->task(t).regression && rules_->task(t).requires_positive < 0);
     }
-    Emit(std::move(s), out);
+    Emit(std::move(joined), out);
   } else {
     const TaskValues v = Evaluate(*rec, /*include_late=*/false);
     // Under wait this is the features' last use (CloseWindow clears them next): move them.
     const bool last_use = policy_ == POLICY_WAIT;
-    Sample s = BaseSample(*rec, rid, ORIGIN_WINDOW_CLOSED, /*copy_features=*/!last_use);
-    if (last_use) {
-      s.mutable_sparse()->Swap(rec->mutable_impression()->mutable_sparse());
-      s.mutable_dense()->Swap(rec->mutable_impression()->mutable_dense());
-    }
+    JoinedSample joined = BaseSample(*rec, rid, ORIGIN_WINDOW_CLOSED, /*copy_features=*/!last_use);
+    if (last_use) joined.features.swap(*rec->mutable_features());
+    Sample& s = joined.sample;
     uint64_t positive = 0;
     for (int t = 0; t < n; ++t) {
       const bool mask = (v.observed >> t & 1) && InSpace(t, v);
@@ -259,14 +263,14 @@ void PartitionJoin::EmitMain(const std::string& rid, RecordEntry* entry, std::ve
       if (mask && has) positive |= uint64_t{1} << t;
     }
     rec->set_window_positive(positive);
-    Emit(std::move(s), out);
+    Emit(std::move(joined), out);
   }
   rec->set_window_sample_emitted(true);
   MarkDirty(rid, entry);
 }
 
 void PartitionJoin::EmitDuplicates(const std::string& rid, RecordEntry* entry, bool include_late,
-                                   std::vector<Sample>* out) {
+                                   std::vector<JoinedSample>* out) {
   JoinRecord* rec = &entry->rec;
   const TaskValues v = Evaluate(*rec, include_late);
   const bool immediate = policy_ == POLICY_IMMEDIATE;
@@ -277,19 +281,20 @@ void PartitionJoin::EmitDuplicates(const std::string& rid, RecordEntry* entry, b
     if (rule.regression && !immediate) continue;  // corrections undo fake negatives only
     const bool has = rule.regression ? (v.observed & bit) : (v.positive & bit);
     if (!has || !InSpace(t, v)) continue;
-    Sample s = BaseSample(*rec, rid + (immediate ? "#p:" : "#c:") + rule.name,
-                          immediate ? ORIGIN_IMMEDIATE_POSITIVE : ORIGIN_LATE_CORRECTION);
+    JoinedSample joined = BaseSample(*rec, rid + (immediate ? "#p:" : "#c:") + rule.name,
+                                     immediate ? ORIGIN_IMMEDIATE_POSITIVE : ORIGIN_LATE_CORRECTION);
+    Sample& s = joined.sample;
     s.set_label(t, v.value[t]);
     s.set_mask(t, true);
     for (int d : rules_->Dependents(t)) s.set_mask(d, true);  // enter their space as fake negatives
     s.set_correction(!immediate);
     rec->set_positive_emitted(rec->positive_emitted() | bit);
     MarkDirty(rid, entry);
-    Emit(std::move(s), out);
+    Emit(std::move(joined), out);
   }
 }
 
-void PartitionJoin::CloseWindow(RecordNode* node, std::vector<Sample>* out) {
+void PartitionJoin::CloseWindow(RecordNode* node, std::vector<JoinedSample>* out) {
   const std::string& rid = node->first;
   RecordEntry* entry = &node->second;
   JoinRecord* rec = &entry->rec;
@@ -297,10 +302,7 @@ void PartitionJoin::CloseWindow(RecordNode* node, std::vector<Sample>* out) {
   if (policy_ == POLICY_WAIT_CORRECT) EmitDuplicates(rid, entry, /*include_late=*/true, out);
   rec->set_closed(true);
   MarkDirty(rid, entry);
-  if (policy_ != POLICY_WAIT_CORRECT) {  // features are needed later only for corrections
-    rec->mutable_impression()->clear_sparse();
-    rec->mutable_impression()->clear_dense();
-  }
+  if (policy_ != POLICY_WAIT_CORRECT) rec->clear_features();  // needed later only for corrections
   if (config_.correction_horizon_ms() <= 0) {
     ForgetRecord(rid);  // erases *node: nothing below may touch it
     return;
@@ -316,16 +318,16 @@ void PartitionJoin::ForgetRecord(const std::string& rid) {
   records_.erase(it);  // rid may be the erased node's key: not read after this
 }
 
-void PartitionJoin::Advance(std::vector<Sample>* out) {
+void PartitionJoin::Advance(std::vector<JoinedSample>* out) {
   UpdateWatermark();
   const int64_t wm = watermark();
   if (wm == kNoTime) return;
   while (!close_queue_.empty() && close_queue_.top().at <= wm) CloseEarliest(out);
   while (!drop_queue_.empty() && drop_queue_.top().at <= wm) ForgetEarliest();
-  while (!orphan_queue_.empty() && orphan_queue_.begin()->first <= wm) ExpireEarliestOrphan();
+  while (!orphan_queue_.empty() && orphan_queue_.top().at <= wm) ExpireEarliestOrphan();
 }
 
-void PartitionJoin::CloseEarliest(std::vector<Sample>* out) {
+void PartitionJoin::CloseEarliest(std::vector<JoinedSample>* out) {
   RecordNode* node = close_queue_.top().node;
   close_queue_.pop();
   CloseWindow(node, out);
@@ -337,18 +339,22 @@ void PartitionJoin::ForgetEarliest() {
   ForgetRecord(node->first);
 }
 
-void PartitionJoin::ExpireEarliestOrphan() {
-  const std::string rid = orphan_queue_.begin()->second;
-  orphan_queue_.erase(orphan_queue_.begin());
-  auto it = orphans_.find(rid);
-  if (it == orphans_.end()) return;
+bool PartitionJoin::ExpireEarliestOrphan() {
+  const OrphanDue due = orphan_queue_.top();
+  orphan_queue_.pop();
+  auto it = orphans_.find(due.rid);
+  // Stale: the labels went to their impression (and any that came after it are
+  // queued again with their own first-label time).
+  if (it == orphans_.end() || it->second.labels(0).event_time_ms() + config_.orphan_ttl_ms() != due.at) return false;
+  const std::string& rid = due.rid;
   for (const Label& l : it->second.labels()) probe_->OrphanExpired(l.kind());
   orphan_count_ -= it->second.labels_size();
   orphans_.erase(it);
   dirty_orphans_.insert(rid);
+  return true;
 }
 
-void PartitionJoin::ForceCloseOldest(int n, std::vector<Sample>* out) {
+void PartitionJoin::ForceCloseOldest(int n, std::vector<JoinedSample>* out) {
   for (int i = 0; i < n; ++i) {
     if (OverRecordBound() && !drop_queue_.empty()) {
       ForgetEarliest();
@@ -357,7 +363,8 @@ void PartitionJoin::ForceCloseOldest(int n, std::vector<Sample>* out) {
       CloseEarliest(out);
       probe_->ForcedClose();
     } else if (OverOrphanBound() && !orphan_queue_.empty()) {
-      ExpireEarliestOrphan();
+      while (!orphan_queue_.empty() && !ExpireEarliestOrphan()) {
+      }
     } else {
       return;
     }

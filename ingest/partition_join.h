@@ -56,7 +56,6 @@
 #include <cstdint>
 #include <memory>
 #include <queue>
-#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -69,6 +68,7 @@
 #include "ingest/ingest_probe.h"
 #include "ingest/join_log.h"
 #include "ingest/join_state.pb.h"
+#include "ingest/sample_wire.h"
 #include "ingest/task_rules.h"
 #include "schemas/config.pb.h"
 #include "schemas/events.pb.h"
@@ -100,17 +100,20 @@ class PartitionJoin {
                                                         IngestProbe* probe, Clock* clock);
 
   // REQUIRES: the event passed validation (ids set, finite values, known kind).
-  // Appends emitted samples to `out`. The impression is kept as the record: pass it
-  // with std::move so its features move in rather than being copied.
-  void AddImpression(Impression impression, std::vector<Sample>* out);
-  void AddLabel(const Label& label, std::vector<Sample>* out);
+  // Appends emitted samples to `out`. `header` is the impression without features,
+  // `features` its features as JoinedSample::features (DecodeImpression gives both);
+  // both are kept as the record, so pass them with std::move.
+  void AddImpression(Impression header, std::string features, std::vector<JoinedSample>* out);
+  // The same for an Impression with its features in it (tests, tools).
+  void AddImpression(Impression impression, std::vector<JoinedSample>* out);
+  void AddLabel(const Label& label, std::vector<JoinedSample>* out);
 
   // Emits windows the watermark has closed, expires orphans past their TTL and
   // forgets closed impressions past the correction horizon.
-  void Advance(std::vector<Sample>* out);
+  void Advance(std::vector<JoinedSample>* out);
   // Escalation when both bounds are hit: forgets up to `n` remembered (closed)
   // impressions, else closes the `n` oldest open windows early. Counted.
-  void ForceCloseOldest(int n, std::vector<Sample>* out);
+  void ForceCloseOldest(int n, std::vector<JoinedSample>* out);
 
   bool OverRecordBound() const;
   bool OverOrphanBound() const;
@@ -152,14 +155,22 @@ class PartitionJoin {
   // Notes that `entry` changed: its id joins the next checkpoint's changes once.
   void MarkDirty(const std::string& rid, RecordEntry* entry);
   // Applies one label to an existing record; emits duplicates/corrections.
-  void ApplyLabel(const std::string& rid, RecordEntry* entry, const Label& label, std::vector<Sample>* out);
-  void CloseWindow(RecordNode* node, std::vector<Sample>* out);
+  void ApplyLabel(const std::string& rid, RecordEntry* entry, const Label& label, std::vector<JoinedSample>* out);
+  void CloseWindow(RecordNode* node, std::vector<JoinedSample>* out);
   void ForgetRecord(const std::string& rid);
-  // Each pops the earliest entry of its queue and acts on it: close the window, forget
-  // the closed record, or expire the orphan labels.
-  void CloseEarliest(std::vector<Sample>* out);
+  // Each pops the earliest entry of its queue and acts on it: close the window, or
+  // forget the closed record.
+  void CloseEarliest(std::vector<JoinedSample>* out);
   void ForgetEarliest();
-  void ExpireEarliestOrphan();
+  // When a request's orphan labels expire: first label time + ttl.
+  struct OrphanDue {
+    int64_t at;
+    std::string rid;
+    bool operator>(const OrphanDue& o) const { return at != o.at ? at > o.at : rid > o.rid; }
+  };
+  // Pops the earliest orphan expiry; true when it expired labels, false when the
+  // entry was stale. REQUIRES: the queue is not empty.
+  bool ExpireEarliestOrphan();
   // Task values as observed now. include_late: also labels outside the task's window.
   struct TaskValues {
     std::vector<float> value;
@@ -168,11 +179,13 @@ class PartitionJoin {
   };
   TaskValues Evaluate(const JoinRecord& rec, bool include_late) const;
   bool InSpace(int t, const TaskValues& v) const;
-  Sample BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
-                    bool copy_features = true) const;
-  void EmitMain(const std::string& rid, RecordEntry* entry, std::vector<Sample>* out);
-  void EmitDuplicates(const std::string& rid, RecordEntry* entry, bool include_late, std::vector<Sample>* out);
-  void Emit(Sample sample, std::vector<Sample>* out);
+  // A sample of `rec` with every label 0 and unmasked; its features are a copy of the
+  // record's unless copy_features is false.
+  JoinedSample BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
+                          bool copy_features = true) const;
+  void EmitMain(const std::string& rid, RecordEntry* entry, std::vector<JoinedSample>* out);
+  void EmitDuplicates(const std::string& rid, RecordEntry* entry, bool include_late, std::vector<JoinedSample>* out);
+  void Emit(JoinedSample sample, std::vector<JoinedSample>* out);
   void RestoreQueues(RecordNode* node);
   // Load: applies one changelog entry; false when its payload does not parse.
   bool ApplyStoredEntry(JoinLogEntry type, std::string_view id, std::string_view payload);
@@ -204,7 +217,10 @@ class PartitionJoin {
   TimeQueue close_queue_;  // open: event time + max window
   TimeQueue drop_queue_;   // closed: close time + correction horizon
   std::unordered_map<std::string, OrphanLabels> orphans_;
-  std::set<std::pair<int64_t, std::string>> orphan_queue_;  // (first label time + ttl, rid)
+  // Orphan expiries; an entry goes stale when its labels are taken by their
+  // impression: it stays in the heap (no search to remove it) and is skipped when it
+  // reaches the top.
+  std::priority_queue<OrphanDue, std::vector<OrphanDue>, std::greater<>> orphan_queue_;
   size_t orphan_count_ = 0;
   // Ids of records changed (or forgotten) since the last checkpoint, each once per
   // checkpoint (RecordEntry.dirty says whether it is listed already).

@@ -112,7 +112,14 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
   switch (type) {
     case JoinLogEntry::kRecord: {
       JoinRecord& rec = records_[rid].rec;
-      return rec.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+      if (!rec.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
+      Impression* imp = rec.mutable_impression();
+      if (imp->sparse_size() > 0 || imp->dense_size() > 0) {  // written before JoinRecord.features
+        rec.set_features(FeatureBytes(*imp));
+        imp->clear_sparse();
+        imp->clear_dense();
+      }
+      return true;
     }
     case JoinLogEntry::kOrphans: {
       OrphanLabels& o = orphans_[rid];
@@ -202,7 +209,7 @@ StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStor
   RETURN_IF_ERROR(parse_error);
   for (RecordNode& node : join->records_) join->RestoreQueues(&node);
   for (const auto& [rid, o] : join->orphans_) {
-    join->orphan_queue_.emplace(o.labels(0).event_time_ms() + config.orphan_ttl_ms(), rid);
+    join->orphan_queue_.push({o.labels(0).event_time_ms() + config.orphan_ttl_ms(), rid});
     join->orphan_count_ += o.labels_size();
   }
   const size_t live = join->records_.size() + join->orphans_.size();

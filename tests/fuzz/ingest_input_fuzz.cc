@@ -11,8 +11,10 @@
 //   op%5 == 3  structured label (kind byte may be any enum value, value raw bits)
 //   op%5 == 4  advance the clock by a byte's worth of seconds, then Advance(), or
 //              ForceCloseOldest when the byte is odd
-// The first input byte picks the policy. Any sample the join emits must be well
-// formed (one label/mask/weight per task, finite values, an id, the layout stamp);
+// The first input byte picks the policy. The decoder must call bytes malformed exactly
+// when protobuf's own Impression parser refuses them. Any sample the join emits must
+// parse and be well formed (one label/mask/weight per task, finite values, an id,
+// the layout stamp);
 // a violation aborts, which libFuzzer reports as a crash with the input saved.
 //
 //   build:  make fuzz   (configures build-fuzz/ with clang, -fsanitize=fuzzer,address)
@@ -128,8 +130,11 @@ Label StructuredLabel(Input* in, int64_t now_ms) {
   return label;
 }
 
-void CheckSamples(const std::vector<Sample>& out, const TaskRules& rules) {
-  for (const Sample& s : out) {
+void CheckSamples(const std::vector<JoinedSample>& out, const TaskRules& rules) {
+  for (const JoinedSample& joined : out) {
+    StatusOr<Sample> whole = joined.ToProto();
+    Require(whole.ok(), "a sample's bytes do not parse");
+    const Sample& s = *whole;
     Require(!s.sample_id().empty(), "sample without sample_id");
     Require(s.label_size() == rules.size(), "label count != task count");
     Require(s.mask_size() == rules.size(), "mask count != task count");
@@ -165,7 +170,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FakeClock clock(kStartMs);
   PartitionJoin join(0, &*rules, config.ingest(), &probe, &clock);
 
-  std::vector<Sample> out;
+  std::vector<JoinedSample> out;
   while (!in.empty()) {
     const uint8_t op = in.Byte() % 5;
     DecodeLimits limits;
@@ -177,10 +182,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     out.clear();
     if (op == 0 || op == 2) {
       std::string bytes = op == 0 ? std::string(in.Bytes(in.Byte())) : StructuredImpression(&in, clock.NowMs()).SerializeAsString();
-      Impression imp;
+      ImpressionEvent imp;
       Rejection r = DecodeImpression({}, bytes, limits, &imp);
       Require(r.ok() || !r.detail.empty(), "rejection without a detail");
-      if (r.ok()) join.AddImpression(imp, &out);
+      Impression parsed;
+      Require(r.reason == "oversized" || (r.reason == "malformed_protobuf") == !parsed.ParseFromString(bytes),
+              "the decoder and protobuf's parser disagree on whether bytes are an Impression");
+      if (r.ok()) join.AddImpression(std::move(imp.header), std::move(imp.features), &out);
     } else if (op == 1 || op == 3) {
       std::string bytes = op == 1 ? std::string(in.Bytes(in.Byte())) : StructuredLabel(&in, clock.NowMs()).SerializeAsString();
       Label label;

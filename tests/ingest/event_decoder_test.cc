@@ -1,10 +1,14 @@
-// Event decoding: every rejection reason, and arbitrary bytes never crash.
+// Event decoding: every rejection reason, impressions kept as header + feature bytes,
+// and arbitrary bytes judged malformed exactly as protobuf's own parser judges them.
 #include "ingest/event_decoder.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <random>
+
+#include "ingest/sample_wire.h"
 
 namespace freshet::ingest {
 namespace {
@@ -42,7 +46,7 @@ DecodeLimits Limits() {
 }
 
 std::string ImpReason(const Impression& i, std::string key = "r1") {
-  Impression out;
+  ImpressionEvent out;
   return DecodeImpression(key, i.SerializeAsString(), Limits(), &out).reason;
 }
 std::string LabelReason(const Label& l, std::string key = "r1") {
@@ -85,7 +89,7 @@ TEST(EventDecoderTest, ImpressionRejections) {
   i = GoodImp();
   i.add_sparse()->mutable_ids()->Resize(2000, 5);  // > 1024 bytes
   EXPECT_EQ(ImpReason(i), "oversized");
-  Impression out;
+  ImpressionEvent out;
   EXPECT_EQ(DecodeImpression("r1", std::string("\xff\xff\xff\x0f", 4), Limits(), &out).reason, "malformed_protobuf");
 }
 
@@ -108,24 +112,109 @@ TEST(EventDecoderTest, LabelRejections) {
   EXPECT_EQ(DecodeLabel("r1", std::string(2000, 'x'), Limits(), &out).reason, "oversized");
 }
 
-TEST(EventDecoderTest, RandomBytesNeverCrashAndAreRejectedOrValid) {
+// An impression with two features of each kind and a field this schema does not know.
+std::string RichImpressionBytes() {
+  Impression i = GoodImp();
+  SparseFeature* s = i.add_sparse();
+  s->set_slot(3);
+  s->add_ids(11);
+  s->add_ids(300);
+  i.add_sparse()->add_ids(1ull << 40);
+  i.mutable_dense(0)->set_slot(2);
+  i.add_dense()->add_values(-2.5f);
+  std::string bytes = i.SerializeAsString();
+  bytes += std::string("\x38\x05", 2);  // field 7, varint 5: unknown to Impression
+  return bytes;
+}
+
+std::string Hex(const std::string& bytes) {
+  std::string out;
+  char b[4];
+  for (unsigned char c : bytes) {
+    std::snprintf(b, sizeof b, "%02x ", c);
+    out += b;
+  }
+  return out;
+}
+
+// The features the decoder kept, read back as a Sample's, equal the parsed Impression's.
+void ExpectSameFeatures(const ImpressionEvent& ev, const Impression& ref) {
+  Sample s;
+  ASSERT_TRUE(s.ParseFromString(ev.features));
+  ASSERT_EQ(s.sparse_size(), ref.sparse_size());
+  ASSERT_EQ(s.dense_size(), ref.dense_size());
+  for (int k = 0; k < ref.sparse_size(); ++k) EXPECT_EQ(s.sparse(k).SerializeAsString(), ref.sparse(k).SerializeAsString());
+  for (int k = 0; k < ref.dense_size(); ++k) EXPECT_EQ(s.dense(k).SerializeAsString(), ref.dense(k).SerializeAsString());
+  EXPECT_EQ(ev.header.request_id(), ref.request_id());
+  EXPECT_EQ(ev.header.user_id(), ref.user_id());
+  EXPECT_EQ(ev.header.item_id(), ref.item_id());
+  EXPECT_EQ(ev.header.event_time_ms(), ref.event_time_ms());
+  EXPECT_EQ(ev.header.sparse_size() + ev.header.dense_size(), 0);
+}
+
+TEST(EventDecoderTest, ImpressionKeepsItsFeaturesAsSampleFields) {
+  const std::string bytes = RichImpressionBytes();
+  Impression ref;
+  ASSERT_TRUE(ref.ParseFromString(bytes));
+  ImpressionEvent ev;
+  ASSERT_TRUE(DecodeImpression("r1", bytes, Limits(), &ev).ok());
+  ExpectSameFeatures(ev, ref);
+  // A sample assembled from the header and the kept bytes carries the same features.
+  JoinedSample joined;
+  joined.sample.set_sample_id("r1");
+  joined.features = ev.features;
+  StatusOr<Sample> whole = joined.ToProto();
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(whole->sample_id(), "r1");
+  EXPECT_EQ(whole->sparse_size(), 2);
+  EXPECT_EQ(whole->sparse(0).ids(1), 300u);
+  EXPECT_EQ(whole->dense(1).values(0), -2.5f);
+  EXPECT_EQ(FeatureBytes(ref), ev.features);  // the two ways to get feature bytes agree
+  // Decoding again into the same event starts from scratch.
+  ASSERT_TRUE(DecodeImpression("", GoodImp().SerializeAsString(), Limits(), &ev).ok());
+  ExpectSameFeatures(ev, GoodImp());
+}
+
+TEST(EventDecoderTest, RequestIdMustBeUtf8LikeTheGeneratedParserSays) {
+  Impression i = GoodImp();
+  i.set_request_id(std::string("r\xc3", 2));  // a truncated two-byte sequence
+  Impression ref;
+  EXPECT_FALSE(ref.ParseFromString(i.SerializeAsString()));
+  EXPECT_EQ(ImpReason(i, ""), "malformed_protobuf");
+  i.set_request_id("r\xc3\xa9");  // "ré"
+  EXPECT_EQ(ImpReason(i, ""), "");
+}
+
+// Differential: mutated and truncated encodings are malformed for the decoder exactly
+// when Impression::ParseFromArray refuses them, and what it accepts it keeps intact.
+TEST(EventDecoderTest, RandomBytesAreMalformedExactlyWhenTheParserSaysSo) {
   std::mt19937 rng(7);
-  const std::string good = GoodImp().SerializeAsString();
+  const std::string good = RichImpressionBytes();
+  int accepted = 0, malformed = 0;
   for (int i = 0; i < 20000; ++i) {
     std::string bytes = good;
     for (int k = 0; k < 3; ++k) bytes[rng() % bytes.size()] = static_cast<char>(rng());
     if (i % 3 == 0) bytes.resize(rng() % (bytes.size() + 1));
-    Impression imp;
+    ImpressionEvent ev;
     Label lab;
-    Rejection a = DecodeImpression("r1", bytes, Limits(), &imp);
+    Impression ref;
+    const bool parses = ref.ParseFromString(bytes);
+    Rejection a = DecodeImpression("", bytes, Limits(), &ev);
     Rejection b = DecodeLabel("r1", bytes, Limits(), &lab);
+    ASSERT_EQ(a.reason == "malformed_protobuf", !parses) << "mutation " << i << " (" << Hex(bytes) << "): " << a.reason;
+    malformed += !parses;
     if (a.ok()) {
-      EXPECT_FALSE(imp.request_id().empty());
+      ++accepted;
+      EXPECT_FALSE(ev.header.request_id().empty());
+      ExpectSameFeatures(ev, ref);
     }
     if (b.ok()) {
       EXPECT_NE(lab.kind(), LABEL_KIND_UNSPECIFIED);
     }
   }
+  // Both sides of the comparison were exercised.
+  EXPECT_GT(accepted, 100);
+  EXPECT_GT(malformed, 100);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "store/kv_store.h"
 
@@ -76,6 +77,20 @@ Label Lab(const std::string& rid, LabelKind kind, int64_t t, float value = 1) {
   return l;
 }
 
+std::vector<bool> Masks(const Sample& s) { return {s.mask().begin(), s.mask().end()}; }
+std::vector<float> LabelValues(const Sample& s) { return {s.label().begin(), s.label().end()}; }
+
+// What the joins emitted. They append JoinedSamples (the vector base); the tests read
+// each as the complete Sample a consumer parses, features included, through [].
+class Emitted : public std::vector<JoinedSample> {
+ public:
+  Sample operator[](size_t i) const {
+    StatusOr<Sample> s = at(i).ToProto();
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : Sample();
+  }
+};
+
 class JoinTest : public ::testing::Test {
  protected:
   void Make(LabelPolicy policy, std::function<void(FreshetConfig*)> edit = nullptr) {
@@ -91,21 +106,21 @@ class JoinTest : public ::testing::Test {
   // `t` (the watermark follows the slower input). Samples of tick impressions are
   // not kept.
   void Tick(int64_t t) {
-    std::vector<Sample> all;
+    Emitted all;
     join_->AddLabel(Lab("tick", LABEL_COLLECT, t), &all);
     join_->AddImpression(Imp("tick" + std::to_string(t), t), &all);
-    for (Sample& s : all) {
-      if (s.request_id().rfind("tick", 0) != 0) out_.push_back(std::move(s));
+    for (JoinedSample& s : all) {
+      if (s.sample.request_id().rfind("tick", 0) != 0) out_.push_back(std::move(s));
     }
   }
   double CounterValue(const std::string& name, const Labels& labels = {}) {
     return metrics_.GetCounter(name, "", labels)->Value();
   }
-  const Sample* Find(const std::string& id) const {
-    for (const Sample& s : out_) {
-      if (s.sample_id() == id) return &s;
+  std::optional<Sample> Find(const std::string& id) const {
+    for (size_t i = 0; i < out_.size(); ++i) {
+      if (out_.at(i).sample.sample_id() == id) return out_[i];
     }
-    return nullptr;
+    return std::nullopt;
   }
 
   FakeClock clock_{T + 5000};
@@ -114,7 +129,7 @@ class JoinTest : public ::testing::Test {
   std::unique_ptr<TaskRules> rules_;
   std::unique_ptr<IngestProbe> probe_;
   std::unique_ptr<PartitionJoin> join_;
-  std::vector<Sample> out_;
+  Emitted out_;
 };
 
 TEST_F(JoinTest, WaitEmitsOnceWhenWatermarkPassesLongestWindow) {
@@ -138,8 +153,8 @@ TEST_F(JoinTest, WaitEmitsOnceWhenWatermarkPassesLongestWindow) {
   EXPECT_EQ(s.dense_size(), 1);
   EXPECT_EQ(s.emit_time_ms(), clock_.NowMs());
   ASSERT_EQ(s.label_size(), 4);
-  EXPECT_EQ(std::vector<float>(s.label().begin(), s.label().end()), (std::vector<float>{1, 1, 8, 1}));
-  EXPECT_EQ(std::vector<bool>(s.mask().begin(), s.mask().end()), (std::vector<bool>{true, true, true, true}));
+  EXPECT_EQ(LabelValues(s), (std::vector<float>{1, 1, 8, 1}));
+  EXPECT_EQ(Masks(s), (std::vector<bool>{true, true, true, true}));
   EXPECT_EQ(std::vector<float>(s.weight().begin(), s.weight().end()), (std::vector<float>{1, 1, 1, 1}));
   EXPECT_EQ(CounterValue("freshet_ingest_samples_total", {{"policy", "wait"}}), 1);
   EXPECT_EQ(CounterValue("freshet_ingest_joined_labels_total", {{"kind", "click"}}), 1);
@@ -156,7 +171,7 @@ TEST_F(JoinTest, NegativeImpressionMasksFollowSampleSpaces) {
   const Sample& s = out_[0];
   // click observed negative; like outside its space (no click); play observed 1.2;
   // long_view observed negative (1200 < 5000).
-  EXPECT_EQ(std::vector<bool>(s.mask().begin(), s.mask().end()), (std::vector<bool>{true, false, true, true}));
+  EXPECT_EQ(Masks(s), (std::vector<bool>{true, false, true, true}));
   EXPECT_FLOAT_EQ(s.label(2), 1.2f);
   EXPECT_EQ(s.label(0), 0);
   EXPECT_EQ(s.label(3), 0);
@@ -165,7 +180,7 @@ TEST_F(JoinTest, NegativeImpressionMasksFollowSampleSpaces) {
   join_->AddImpression(Imp("r2", T + 40000), &out_);  // no labels at all
   Tick(T + 80000);
   ASSERT_EQ(out_.size(), 1u);
-  EXPECT_EQ(std::vector<bool>(out_[0].mask().begin(), out_[0].mask().end()),
+  EXPECT_EQ(Masks(out_[0]),
             (std::vector<bool>{true, false, false, true}));  // regression unobserved
 }
 
@@ -198,7 +213,7 @@ TEST_F(JoinTest, WaitCorrectEmitsOneCorrectionPerLatePositiveTask) {
   EXPECT_TRUE(c.correction());
   EXPECT_EQ(c.origin(), ORIGIN_LATE_CORRECTION);
   EXPECT_EQ(c.sparse_size(), 1);  // features kept for corrections
-  EXPECT_EQ(std::vector<bool>(c.mask().begin(), c.mask().end()), (std::vector<bool>{true, true, false, false}));
+  EXPECT_EQ(Masks(c), (std::vector<bool>{true, true, false, false}));
   EXPECT_EQ(c.label(0), 1);
   EXPECT_EQ(c.label(1), 0);  // like enters its space as a fake negative
   EXPECT_EQ(CounterValue("freshet_ingest_late_labels_total", {{"kind", "click"}}), 1);
@@ -208,7 +223,7 @@ TEST_F(JoinTest, WaitCorrectEmitsOneCorrectionPerLatePositiveTask) {
   join_->AddLabel(Lab("r1", LABEL_LIKE, T + 33000), &out_);
   ASSERT_EQ(out_.size(), 3u);
   EXPECT_EQ(out_[2].sample_id(), "r1#c:like");
-  EXPECT_EQ(std::vector<bool>(out_[2].mask().begin(), out_[2].mask().end()),
+  EXPECT_EQ(Masks(out_[2]),
             (std::vector<bool>{false, true, false, false}));
   // Past the correction horizon the impression is forgotten; the label waits as an
   // orphan and expires by TTL, counted.
@@ -232,9 +247,10 @@ TEST_F(JoinTest, PositiveInsideWindowNeedsNoCorrection) {
 }
 
 // Strips the emit time so two runs can be compared byte for byte.
-std::map<std::string, std::string> Canonical(std::vector<Sample> samples) {
+std::map<std::string, std::string> Canonical(const Emitted& samples) {
   std::map<std::string, std::string> out;
-  for (Sample& s : samples) {
+  for (size_t i = 0; i < samples.size(); ++i) {
+    Sample s = samples[i];
     s.clear_emit_time_ms();
     out[s.sample_id()] = s.SerializeAsString();
   }
@@ -247,16 +263,16 @@ TEST_F(JoinTest, ImmediateEmitsNegativeThenOneDuplicatePerPositiveTask) {
   ASSERT_EQ(out_.size(), 1u);
   EXPECT_EQ(out_[0].sample_id(), "r1");
   EXPECT_EQ(out_[0].origin(), ORIGIN_IMMEDIATE_NEGATIVE);
-  EXPECT_EQ(std::vector<bool>(out_[0].mask().begin(), out_[0].mask().end()),
+  EXPECT_EQ(Masks(out_[0]),
             (std::vector<bool>{true, false, false, true}));
-  EXPECT_EQ(std::vector<float>(out_[0].label().begin(), out_[0].label().end()), (std::vector<float>{0, 0, 0, 0}));
+  EXPECT_EQ(LabelValues(out_[0]), (std::vector<float>{0, 0, 0, 0}));
   join_->AddLabel(Lab("r1", LABEL_LIKE, T + 3000), &out_);  // like before click: waits for its space
   EXPECT_EQ(out_.size(), 1u);
   join_->AddLabel(Lab("r1", LABEL_CLICK, T + 4000), &out_);
   ASSERT_EQ(out_.size(), 3u);
   EXPECT_EQ(out_[1].sample_id(), "r1#p:click");
   EXPECT_EQ(out_[1].origin(), ORIGIN_IMMEDIATE_POSITIVE);
-  EXPECT_EQ(std::vector<bool>(out_[1].mask().begin(), out_[1].mask().end()),
+  EXPECT_EQ(Masks(out_[1]),
             (std::vector<bool>{true, true, false, false}));
   EXPECT_EQ(out_[1].label(1), 0);  // fake negative for like, undone by r1#p:like
   EXPECT_EQ(out_[2].sample_id(), "r1#p:like");
@@ -319,6 +335,38 @@ TEST_F(JoinTest, OrphanTtlAndBound) {
   Tick(T + 100000);
   ASSERT_EQ(out_.size(), 1u);
   EXPECT_EQ(out_[0].label(0), 0);
+}
+
+// An orphan's expiry entry is left behind (stale) when its impression takes the
+// labels. Labels for the same request that orphan again later get their own TTL: the
+// stale entry neither expires them early nor uses up the escalation's turn.
+TEST_F(JoinTest, OrphanTakenByItsImpressionLeavesNoEarlyExpiry) {
+  Make(POLICY_WAIT, [](FreshetConfig* c) {
+    c->mutable_ingest()->set_correction_horizon_ms(0);  // forgotten at close
+    c->mutable_ingest()->set_max_orphans_per_partition(2);
+  });
+  join_->AddLabel(Lab("r", LABEL_CLICK, T - 1000), &out_);  // expiry T + 59 s, soon stale
+  join_->AddImpression(Imp("r", T), &out_);
+  EXPECT_EQ(join_->orphan_labels(), 0u);
+  Tick(T + 31000);  // r closes and is forgotten
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].label(0), 1);
+  join_->AddLabel(Lab("r", LABEL_LIKE, T + 40000), &out_);  // orphans again: expiry T + 100 s
+  Tick(T + 70000);  // the watermark passes the stale expiry: r's like stays
+  EXPECT_EQ(join_->orphan_labels(), 1u);
+  EXPECT_EQ(CounterValue("freshet_ingest_orphans_expired_total", {{"kind", "like"}}), 0);
+
+  join_->AddLabel(Lab("q", LABEL_CLICK, T + 35000), &out_);  // expiry T + 95 s: the earliest
+  join_->AddImpression(Imp("q", T + 36000), &out_);          // takes it: the entry goes stale
+  join_->AddLabel(Lab("s", LABEL_CLICK, T + 69500), &out_);
+  EXPECT_TRUE(join_->OverOrphanBound());
+  join_->ForceCloseOldest(1, &out_);  // skips q's stale entry; the oldest live orphan goes
+  EXPECT_EQ(join_->orphan_labels(), 1u);
+  EXPECT_EQ(CounterValue("freshet_ingest_orphans_expired_total", {{"kind", "like"}}), 1);
+  EXPECT_EQ(CounterValue("freshet_ingest_orphans_expired_total", {{"kind", "click"}}), 0);
+  Tick(T + 129500 + 1000);  // s's own expiry
+  EXPECT_EQ(join_->orphan_labels(), 0u);
+  EXPECT_EQ(CounterValue("freshet_ingest_orphans_expired_total", {{"kind", "click"}}), 1);
 }
 
 TEST_F(JoinTest, RecordBoundForcesEarlyCloseCounted) {
@@ -555,7 +603,7 @@ TEST_F(JoinStoreTest, SnapshotsBoundTheChangelogAndKeepTheState) {
   }
 }
 
-TEST_F(JoinStoreTest, LoadsPerRecordKeysOfTheOlderLayoutAndReplacesThem) {
+TEST_F(JoinStoreTest, LoadsPerRecordKeysAndFeaturesOfTheOlderLayoutAndReplacesThem) {
   Make(POLICY_WAIT);
   const std::string prefix = JoinPartitionPrefix(0);
   JoinRecord rec;
@@ -585,10 +633,17 @@ TEST_F(JoinStoreTest, LoadsPerRecordKeysOfTheOlderLayoutAndReplacesThem) {
   EXPECT_EQ(join_->open_records(), 1u);
   join_->AddImpression(Imp("b", T + 50), &out_);  // joins the orphan click
   Tick(T + 40000);
-  const Sample* s = Find("b");
-  ASSERT_NE(s, nullptr);
+  const std::optional<Sample> s = Find("b");
+  ASSERT_TRUE(s.has_value());
   EXPECT_EQ(s->label(0), 1.0f);
-  ASSERT_NE(Find("a"), nullptr);
+  // "a" was stored the way records were before JoinRecord.features: its features
+  // inside the impression. They moved over on load and reach its sample.
+  const std::optional<Sample> a = Find("a");
+  ASSERT_TRUE(a.has_value());
+  ASSERT_EQ(a->sparse_size(), 1);
+  EXPECT_EQ(a->sparse(0).ids(0), 9u);
+  ASSERT_EQ(a->dense_size(), 1);
+  EXPECT_EQ(a->dense(0).values(0), 0.5f);
 }
 
 TEST_F(JoinStoreTest, CorruptSegmentIsDataLossNamingTheStore) {
