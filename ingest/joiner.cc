@@ -165,20 +165,24 @@ Status Joiner::RunOnce(int poll_ms) {
     Status s = ProducePending();
     if (!s.ok()) return s.code() == StatusCode::kResourceExhausted ? Status::Ok() : s;  // still backed up
   }
-  for (int i = 0; i < options_.max_batch; ++i) {
-    auto m = consumer_->Poll(i == 0 ? poll_ms : 0);
-    if (i == 0) batch_clock_.Tick();  // after the first poll, which may have waited up to poll_ms
-    if (!m.ok()) {
+  // Read the batch first (without mu_: a rebalance callback inside the poll takes
+  // it), then process it under one lock. The messages' storage is reused.
+  if (batch_.size() < static_cast<size_t>(options_.max_batch)) batch_.resize(static_cast<size_t>(options_.max_batch));
+  size_t n = 0;
+  for (; n < batch_.size(); ++n) {
+    StatusOr<bool> got = consumer_->PollInto(n == 0 ? poll_ms : 0, &batch_[n]);
+    if (n == 0) batch_clock_.Tick();  // after the first poll, which may have waited up to poll_ms
+    if (!got.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
-      error_ = m.status();
+      for (size_t i = 0; i < n; ++i) Process(batch_[i]);  // read: their effects are kept until the restart
+      error_ = got.status();
       return error_;
     }
-    if (!m->has_value()) break;
-    std::lock_guard<std::mutex> lock(mu_);
-    Process(**m);
+    if (!*got) break;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < n; ++i) Process(batch_[i]);
     for (auto& [p, join] : partitions_) join->Advance(&emitted_);  // an input may have gone idle
     QueueEmitted();
     ApplyBackpressure();

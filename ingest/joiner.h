@@ -30,6 +30,7 @@
 #include "common/metrics.h"
 #include "common/signals.h"
 #include "common/status.h"
+#include "ingest/kafka_client.h"
 #include "ingest/sample_wire.h"
 #include "schemas/config.pb.h"
 #include "schemas/events.pb.h"
@@ -45,7 +46,6 @@ class KafkaConsumer;
 class PartitionJoin;
 class IngestProbe;
 class TaskRules;
-struct KafkaMessage;
 struct TopicPartitionOffset;
 
 class Joiner {
@@ -146,6 +146,7 @@ class Joiner {
   std::map<int32_t, std::unique_ptr<PartitionJoin>> partitions_;  // guarded by mu_
   std::map<int32_t, std::pair<bool, bool>> paused_;  // (impressions, labels); guarded by mu_
   std::vector<std::pair<std::string, std::string>> pending_;  // (key, sample bytes) to produce
+  std::vector<KafkaMessage> batch_;     // scratch: the messages of one RunOnce (consumer thread)
   std::vector<JoinedSample> emitted_;  // scratch: what the joins just emitted; guarded by mu_
   Label label_;                        // scratch: the label being decoded (its storage is reused)
   Status error_;                                              // sticky; guarded by mu_

@@ -149,6 +149,19 @@ struct KafkaProducer::Impl {
   Status first_error;  // guarded by mu
   std::atomic<bool> stop{false};
   std::thread poller;  // serves delivery reports
+  // Topic handles by name: producing through a handle skips librdkafka's lookup of
+  // the name (a lock and a list walk) on every message. Released before rk.
+  std::mutex topics_mu;
+  std::map<std::string, rd_kafka_topic_t*, std::less<>> topics;  // guarded by topics_mu
+
+  rd_kafka_topic_t* Topic(const std::string& name) {
+    std::lock_guard<std::mutex> lock(topics_mu);
+    auto it = topics.find(name);
+    if (it != topics.end()) return it->second;
+    rd_kafka_topic_t* t = rd_kafka_topic_new(rk, name.c_str(), nullptr);
+    if (t) topics.emplace(name, t);
+    return t;
+  }
 
   void RecordError(const Status& s) {
     std::lock_guard<std::mutex> lock(mu);
@@ -211,22 +224,27 @@ KafkaProducer::~KafkaProducer() {
   if (!s.ok()) LOG_WARNING("kafka_producer_close").Kv("status", s.ToString()).Kv("undelivered", rd_kafka_outq_len(impl_->rk));
   impl_->stop.store(true);
   impl_->poller.join();
+  for (auto& [name, t] : impl_->topics) rd_kafka_topic_destroy(t);
   rd_kafka_destroy(impl_->rk);
 }
 
 Status KafkaProducer::Produce(const std::string& topic, std::string_view key, std::string_view value,
                               int32_t partition) {
-  const int64_t deadline = Clock::Real()->MonotonicUs() + int64_t{impl_->options.enqueue_timeout_ms} * 1000;
+  rd_kafka_topic_t* rkt = impl_->Topic(topic);
+  if (!rkt) return KafkaError("produce to " + topic, rd_kafka_last_error());
+  int64_t deadline = -1;  // set at the first full queue
   while (true) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        impl_->rk, RD_KAFKA_V_TOPIC(topic.c_str()),
+        impl_->rk, RD_KAFKA_V_RKT(rkt),
         RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
         RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return KafkaError("produce to " + topic, err);
-    if (Clock::Real()->MonotonicUs() > deadline) {
+    const int64_t now_us = Clock::Real()->MonotonicUs();
+    if (deadline < 0) deadline = now_us + int64_t{impl_->options.enqueue_timeout_ms} * 1000;
+    if (now_us > deadline) {
       return ResourceExhaustedError("producer queue full for " + std::to_string(impl_->options.enqueue_timeout_ms) +
                                     " ms producing to " + topic + " (is the cluster reachable?)");
     }
@@ -342,13 +360,20 @@ Status KafkaConsumer::Subscribe(const std::vector<std::string>& topics) {
 }
 
 StatusOr<std::optional<KafkaMessage>> KafkaConsumer::Poll(int timeout_ms) {
+  KafkaMessage out;
+  ASSIGN_OR_RETURN(bool got, PollInto(timeout_ms, &out));
+  if (!got) return std::optional<KafkaMessage>();
+  return std::optional<KafkaMessage>(std::move(out));
+}
+
+StatusOr<bool> KafkaConsumer::PollInto(int timeout_ms, KafkaMessage* out) {
   rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk, timeout_ms);
-  if (!m) return std::optional<KafkaMessage>();
+  if (!m) return false;
   if (m->err) {
     rd_kafka_resp_err_t err = m->err;
     std::string what = m->rkt ? rd_kafka_topic_name(m->rkt) : "consumer";
     rd_kafka_message_destroy(m);
-    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<KafkaMessage>();
+    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return false;
     char buf[512];
     if (rd_kafka_fatal_error(impl_->rk, buf, sizeof(buf))) {
       return InternalError(std::string("fatal consumer error: ") + buf);
@@ -357,18 +382,17 @@ StatusOr<std::optional<KafkaMessage>> KafkaConsumer::Poll(int timeout_ms) {
     if (impl_->error_limiter.Allow(Clock::Real()->NowMs(), &suppressed)) {
       LOG_WARNING("kafka_consumer_error").Kv("source", what).Kv("error", rd_kafka_err2str(err)).Kv("suppressed", suppressed);
     }
-    return std::optional<KafkaMessage>();
+    return false;
   }
-  KafkaMessage out;
-  out.topic = rd_kafka_topic_name(m->rkt);
-  out.partition = m->partition;
-  out.offset = m->offset;
-  if (m->key) out.key.assign(static_cast<const char*>(m->key), m->key_len);
-  if (m->payload) out.value.assign(static_cast<const char*>(m->payload), m->len);
+  out->topic.assign(rd_kafka_topic_name(m->rkt));
+  out->partition = m->partition;
+  out->offset = m->offset;
+  out->key.assign(m->key ? static_cast<const char*>(m->key) : "", m->key ? m->key_len : 0);
+  out->value.assign(m->payload ? static_cast<const char*>(m->payload) : "", m->payload ? m->len : 0);
   rd_kafka_timestamp_type_t ts_type;
-  out.timestamp_ms = rd_kafka_message_timestamp(m, &ts_type);
+  out->timestamp_ms = rd_kafka_message_timestamp(m, &ts_type);
   rd_kafka_message_destroy(m);
-  return std::optional<KafkaMessage>(std::move(out));
+  return true;
 }
 
 Status KafkaConsumer::Commit(const std::vector<TopicPartitionOffset>& offsets, bool async) {

@@ -109,6 +109,9 @@ class KafkaConsumer {
   // Reads one message. nullopt on timeout. Transient broker errors are logged
   // (rate-limited) and read as a timeout; fatal ones return an error.
   StatusOr<std::optional<KafkaMessage>> Poll(int timeout_ms);
+  // The same into `*out`, whose strings keep their capacity (a loop reading many
+  // messages allocates nothing per message). false on timeout.
+  StatusOr<bool> PollInto(int timeout_ms, KafkaMessage* out);
   // Commits `offsets` (each the next offset to read). Synchronous by default: it
   // waits for the group coordinator, and must not be called before this consumer has
   // an assignment (during a group join it would wait on the join, which waits on
