@@ -8,6 +8,8 @@ namespace freshet::ingest {
 namespace {
 
 constexpr int kKinds = LabelKind_MAX + 1;
+// Stale orphan expiries tolerated beyond twice the live orphans before a rebuild.
+constexpr size_t kOrphanQueueSlack = 4096;
 
 bool SameLabel(const Label& a, const Label& b) {
   return a.kind() == b.kind() && a.event_time_ms() == b.event_time_ms() && a.value() == b.value();
@@ -94,6 +96,8 @@ void PartitionJoin::AddImpression(Impression imp, std::string features, std::vec
     orphans_.erase(orphan);
     orphan_count_ -= labels.labels_size();
     dirty_orphans_.insert(rid);
+    // Its expiry entry is now stale (left in place: removing it would be a search).
+    if (orphan_queue_.size() > 2 * orphans_.size() + kOrphanQueueSlack) RebuildOrphanQueue();
     for (const Label& l : labels.labels()) ApplyLabel(rid, &entry, l, out);
   }
   Advance(out);
@@ -352,6 +356,13 @@ bool PartitionJoin::ExpireEarliestOrphan() {
   orphans_.erase(it);
   dirty_orphans_.insert(rid);
   return true;
+}
+
+void PartitionJoin::RebuildOrphanQueue() {
+  std::vector<OrphanDue> live;
+  live.reserve(orphans_.size());
+  for (const auto& [rid, o] : orphans_) live.push_back({o.labels(0).event_time_ms() + config_.orphan_ttl_ms(), rid});
+  orphan_queue_ = decltype(orphan_queue_)(std::greater<>(), std::move(live));
 }
 
 void PartitionJoin::ForceCloseOldest(int n, std::vector<JoinedSample>* out) {

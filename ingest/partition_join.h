@@ -141,6 +141,9 @@ class PartitionJoin {
   size_t open_records() const { return close_queue_.size(); }
   size_t closed_records() const { return drop_queue_.size(); }
   size_t orphan_labels() const { return orphan_count_; }
+  // Entries in the orphan expiry heap, stale ones included (at most about twice the
+  // live orphans plus a slack; see RebuildOrphanQueue).
+  size_t orphan_expiry_entries() const { return orphan_queue_.size(); }
 
  private:
   void ObserveTime(int64_t event_time_ms, bool impression);
@@ -171,6 +174,10 @@ class PartitionJoin {
   // Pops the earliest orphan expiry; true when it expired labels, false when the
   // entry was stale. REQUIRES: the queue is not empty.
   bool ExpireEarliestOrphan();
+  // Rebuilds the expiry heap from the live orphans, dropping stale entries. Called
+  // when they outnumber the live ones, so the heap stays within about twice the
+  // orphan bound however many orphans their impressions take before expiry.
+  void RebuildOrphanQueue();
   // Task values as observed now. include_late: also labels outside the task's window.
   struct TaskValues {
     std::vector<float> value;

@@ -208,10 +208,8 @@ StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStor
   }));
   RETURN_IF_ERROR(parse_error);
   for (RecordNode& node : join->records_) join->RestoreQueues(&node);
-  for (const auto& [rid, o] : join->orphans_) {
-    join->orphan_queue_.push({o.labels(0).event_time_ms() + config.orphan_ttl_ms(), rid});
-    join->orphan_count_ += o.labels_size();
-  }
+  for (const auto& [rid, o] : join->orphans_) join->orphan_count_ += o.labels_size();
+  join->RebuildOrphanQueue();
   const size_t live = join->records_.size() + join->orphans_.size();
   join->entries_since_snapshot_ = entries > live ? entries - live : 0;
   return join;

@@ -369,6 +369,27 @@ TEST_F(JoinTest, OrphanTakenByItsImpressionLeavesNoEarlyExpiry) {
   EXPECT_EQ(CounterValue("freshet_ingest_orphans_expired_total", {{"kind", "click"}}), 1);
 }
 
+// Labels that arrive before their impression, every time: each leaves a stale
+// expiry entry behind. The heap is rebuilt from the live orphans when stale entries
+// dominate, so it does not grow with the stream while orphans stay expirable.
+TEST_F(JoinTest, StaleOrphanExpiriesDoNotAccumulate) {
+  Make(POLICY_WAIT, [](FreshetConfig* c) { c->mutable_ingest()->set_max_orphans_per_partition(100000); });
+  join_->AddLabel(Lab("waiting", LABEL_CLICK, T), &out_);  // stays an orphan throughout
+  size_t most = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string rid = "r" + std::to_string(i);
+    join_->AddLabel(Lab(rid, LABEL_CLICK, T + 1 + i), &out_);
+    join_->AddImpression(Imp(rid, T + i), &out_);
+    most = std::max(most, join_->orphan_expiry_entries());
+  }
+  EXPECT_EQ(join_->orphan_labels(), 1u);
+  EXPECT_LE(most, 2 * 1 + 4096 + 1u);
+  EXPECT_GE(most, 4096u);  // the slack was used: stale entries are not removed one by one
+  Tick(T + 60000 + 1000);  // the survivor's expiry is still in the heap
+  EXPECT_EQ(join_->orphan_labels(), 0u);
+  EXPECT_EQ(CounterValue("freshet_ingest_orphans_expired_total", {{"kind", "click"}}), 1);
+}
+
 TEST_F(JoinTest, RecordBoundForcesEarlyCloseCounted) {
   Make(POLICY_WAIT, [](FreshetConfig* c) { c->mutable_ingest()->set_max_open_impressions_per_partition(2); });
   join_->AddImpression(Imp("a", T), &out_);
