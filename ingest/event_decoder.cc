@@ -31,8 +31,6 @@ Rejection CheckCommon(std::string_view key, const std::string& rid, uint64_t use
   return {};
 }
 
-using google::protobuf::internal::WireFormatLite;
-
 Rejection Malformed() { return Reject("malformed_protobuf", "not a freshet.Impression"); }
 
 // A dense feature's values, checked for NaN/Inf.
@@ -43,24 +41,25 @@ Rejection CheckDense(const DenseFeature& d) {
   return {};
 }
 
+using google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedInputStream;
 
 // Wire primitives held to the generated parser's limits, which are tighter than
 // CodedInputStream's own: a tag or a length takes at most 5 bytes (CodedInputStream
 // reads up to 10 and drops the high bits), field number 0 is invalid, and groups nest
 // at most 100 deep.
-constexpr int kMaxTagBytes = 5;
+constexpr int kMaxVarint32Bytes = 5;
 constexpr int kMaxGroupDepth = 100;
 
 bool ReadTag(CodedInputStream* in, uint32_t* tag) {
   const int at = in->CurrentPosition();
   *tag = in->ReadTag();
-  return *tag != 0 && WireFormatLite::GetTagFieldNumber(*tag) != 0 && in->CurrentPosition() - at <= kMaxTagBytes;
+  return *tag != 0 && WireFormatLite::GetTagFieldNumber(*tag) != 0 && in->CurrentPosition() - at <= kMaxVarint32Bytes;
 }
 
 bool ReadSize(CodedInputStream* in, int* size) {
   const int at = in->CurrentPosition();
-  return in->ReadVarintSizeAsInt(size) && in->CurrentPosition() - at <= kMaxTagBytes;
+  return in->ReadVarintSizeAsInt(size) && in->CurrentPosition() - at <= kMaxVarint32Bytes;
 }
 
 // Skips a field this decoder does not keep, as the generated parser skips unknown fields.
