@@ -4,15 +4,18 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
+#include <cstring>
+
 namespace freshet::ingest {
 
 using google::protobuf::internal::WireFormatLite;
 
 std::string JoinedSample::Serialize() const {
-  std::string out;
-  out.reserve(sample.ByteSizeLong() + features.size());
-  sample.AppendToString(&out);
-  out += features;
+  const size_t header = sample.ByteSizeLong();  // sizes computed once, then serialized with them
+  std::string out(header + features.size(), '\0');
+  uint8_t* at = reinterpret_cast<uint8_t*>(out.data());
+  sample.SerializeWithCachedSizesToArray(at);
+  std::memcpy(at + header, features.data(), features.size());
   return out;
 }
 
