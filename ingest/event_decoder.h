@@ -16,7 +16,6 @@
 #include <string_view>
 
 #include "schemas/events.pb.h"
-#include "schemas/sample.pb.h"
 
 namespace freshet::ingest {
 

@@ -67,9 +67,7 @@ void PartitionJoin::SetConsumed(bool impressions_topic, int64_t next_offset) {
 }
 
 void PartitionJoin::AddImpression(Impression impression, std::vector<JoinedSample>* out) {
-  std::string features = FeatureBytes(impression);
-  impression.clear_sparse();
-  impression.clear_dense();
+  std::string features = TakeFeatureBytes(&impression);
   AddImpression(std::move(impression), std::move(features), out);
 }
 
@@ -117,8 +115,8 @@ void PartitionJoin::AddLabel(const Label& label, std::vector<JoinedSample>* out)
     if (dup) {
       probe_->DuplicateLabel();
     } else {
-      if (o.labels_size() == 0) orphan_queue_.push({label.event_time_ms() + config_.orphan_ttl_ms(), rid});
       *o.add_labels() = label;
+      if (o.labels_size() == 1) orphan_queue_.push({OrphanExpiry(o), rid});
       ++orphan_count_;
       dirty_orphans_.insert(rid);
     }
@@ -349,7 +347,7 @@ bool PartitionJoin::ExpireEarliestOrphan() {
   auto it = orphans_.find(due.rid);
   // Stale: the labels went to their impression (and any that came after it are
   // queued again with their own first-label time).
-  if (it == orphans_.end() || it->second.labels(0).event_time_ms() + config_.orphan_ttl_ms() != due.at) return false;
+  if (it == orphans_.end() || OrphanExpiry(it->second) != due.at) return false;
   const std::string& rid = due.rid;
   for (const Label& l : it->second.labels()) probe_->OrphanExpired(l.kind());
   orphan_count_ -= it->second.labels_size();
@@ -358,10 +356,14 @@ bool PartitionJoin::ExpireEarliestOrphan() {
   return true;
 }
 
+int64_t PartitionJoin::OrphanExpiry(const OrphanLabels& o) const {
+  return o.labels(0).event_time_ms() + config_.orphan_ttl_ms();
+}
+
 void PartitionJoin::RebuildOrphanQueue() {
   std::vector<OrphanDue> live;
   live.reserve(orphans_.size());
-  for (const auto& [rid, o] : orphans_) live.push_back({o.labels(0).event_time_ms() + config_.orphan_ttl_ms(), rid});
+  for (const auto& [rid, o] : orphans_) live.push_back({OrphanExpiry(o), rid});
   orphan_queue_ = decltype(orphan_queue_)(std::greater<>(), std::move(live));
 }
 

@@ -174,6 +174,8 @@ class PartitionJoin {
   // Pops the earliest orphan expiry; true when it expired labels, false when the
   // entry was stale. REQUIRES: the queue is not empty.
   bool ExpireEarliestOrphan();
+  // When `o`'s labels expire: its first label's event time + orphan_ttl_ms.
+  int64_t OrphanExpiry(const OrphanLabels& o) const;
   // Rebuilds the expiry heap from the live orphans, dropping stale entries. Called
   // when they outnumber the live ones, so the heap stays within about twice the
   // orphan bound however many orphans their impressions take before expiry.

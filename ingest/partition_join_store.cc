@@ -113,11 +113,9 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
     case JoinLogEntry::kRecord: {
       JoinRecord& rec = records_[rid].rec;
       if (!rec.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
-      Impression* imp = rec.mutable_impression();
-      if (imp->sparse_size() > 0 || imp->dense_size() > 0) {  // written before JoinRecord.features
-        rec.set_features(FeatureBytes(*imp));
-        imp->clear_sparse();
-        imp->clear_dense();
+      const Impression& imp = rec.impression();
+      if (imp.sparse_size() > 0 || imp.dense_size() > 0) {  // written before JoinRecord.features
+        rec.set_features(TakeFeatureBytes(rec.mutable_impression()));
       }
       return true;
     }

@@ -43,4 +43,11 @@ std::string FeatureBytes(const Impression& imp) {
   return out;
 }
 
+std::string TakeFeatureBytes(Impression* imp) {
+  std::string out = FeatureBytes(*imp);
+  imp->clear_sparse();
+  imp->clear_dense();
+  return out;
+}
+
 }  // namespace freshet::ingest

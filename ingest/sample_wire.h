@@ -41,5 +41,7 @@ void AppendLengthDelimited(int field, std::string_view payload, std::string* out
 
 // The sparse and dense features of `imp` as JoinedSample::features.
 std::string FeatureBytes(const Impression& imp);
+// The same, and clears them from *imp: what remains is the header a join record keeps.
+std::string TakeFeatureBytes(Impression* imp);
 
 }  // namespace freshet::ingest
