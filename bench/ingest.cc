@@ -1,6 +1,9 @@
 // Ingest throughput: simulator impressions and labels pre-filled into the embedded
 // 3-broker cluster, then (1) the raw consume rate of `impressions` + `labels` through
-// a plain KafkaConsumer doing nothing with the messages, and (2) the Joiner (decode,
+// a plain KafkaConsumer doing nothing with the messages, (1b) Kafka's share of the
+// joiner's work: the same topics read and every impression produced unchanged to a
+// topic (no decode, join or state; reported as pass_through_events_per_s, a bound
+// on the joiner), and (2) the Joiner (decode,
 // join, default `wait` policy, RocksDB checkpoints, samples produced to `samples`)
 // reading the same topics with its own group. One watermark-flush event per
 // partition and input at the end closes every window, so the joiner emits exactly
@@ -10,7 +13,7 @@
 // is consumed, every impression has its sample and the samples are delivered (a
 // checkpoint flushes the producer). Also reported: the joiner thread's CPU seconds
 // (a figure that load from other processes disturbs less than wall time) and what
-// checkpoints cost.
+// checkpoints cost on the joiner thread and on the checkpoint writer's.
 //
 //   build/bench/bench_ingest [--impressions N] [--brokers B] [--event-rate R]
 //
@@ -65,6 +68,38 @@ double CpuSeconds(clockid_t clock) {
 double ThreadCpuSeconds() { return CpuSeconds(CLOCK_THREAD_CPUTIME_ID); }
 // Every thread of the process: the joiner, librdkafka's and the embedded brokers'.
 double ProcessCpuSeconds() { return CpuSeconds(CLOCK_PROCESS_CPUTIME_ID); }
+
+// Reads `total` events of `impressions` and `labels` in a group of its own and
+// produces each impression's bytes unchanged to `pass_through`; *seconds from the
+// assignment until the last of them is delivered.
+Status PassThrough(freshet::ingest::EmbeddedKafka& kafka, int linger_ms, size_t total, double* seconds) {
+  RETURN_IF_ERROR(kafka.CreateTopic("pass_through", kPartitions));
+  freshet::ingest::KafkaConsumer::Options copt;
+  copt.bootstrap_servers = kafka.bootstrap();
+  copt.group_id = "bench-pass-through";
+  int64_t assigned_us = 0;
+  copt.on_assign = [&](std::vector<freshet::ingest::TopicPartitionOffset>*) {
+    assigned_us = freshet::Clock::Real()->MonotonicUs();
+  };
+  ASSIGN_OR_RETURN(auto consumer, freshet::ingest::KafkaConsumer::Create(copt));
+  freshet::ingest::KafkaProducer::Options popt;
+  popt.bootstrap_servers = kafka.bootstrap();
+  popt.linger_ms = linger_ms;
+  ASSIGN_OR_RETURN(auto producer, freshet::ingest::KafkaProducer::Create(popt));
+  RETURN_IF_ERROR(consumer->Subscribe({"impressions", "labels"}));
+  const auto deadline = Steady::now() + std::chrono::minutes(2);
+  freshet::ingest::KafkaMessage m;
+  for (size_t got = 0; got < total;) {
+    if (Steady::now() > deadline) return freshet::DeadlineExceededError("pass-through read too few events in 2 min");
+    ASSIGN_OR_RETURN(bool read, consumer->PollInto(1000, &m));
+    if (!read) continue;
+    ++got;
+    if (m.topic == "impressions") RETURN_IF_ERROR(producer->Produce("pass_through", m.key, m.value));
+  }
+  RETURN_IF_ERROR(producer->Flush(60000));
+  *seconds = SecondsSinceUs(assigned_us);
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -150,6 +185,16 @@ int main(int argc, char** argv) {
     std::printf("raw consume: %zu events in %.2fs: %.0f events/s\n", total, raw_s, total / raw_s);
   }
 
+  // (1b) Kafka's share: the same topics read, and each impression passed through
+  // unchanged to a topic of its own (no decode, join or state). The joiner cannot be
+  // faster than this; it says how much of its time the cluster and clients take.
+  double pass_s = 0;
+  if (Status s = PassThrough(**kafka, config.kafka().linger_ms(), total, &pass_s); !s.ok()) {
+    return Fail("bench_ingest", s);
+  }
+  std::printf("pass-through (consume, produce each impression): %zu events in %.2fs: %.0f events/s\n", total, pass_s,
+              total / pass_s);
+
   // (2) The joiner, its own group and store.
   const auto dir = std::filesystem::temp_directory_path() / ("freshet_bench_ingest_" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
@@ -208,9 +253,10 @@ int main(int argc, char** argv) {
                 "%.2fs (%.0f events per CPU-second); whole process %.2f CPU-s (cluster and client threads too)\n",
                 total, samples, deadletters, joiner_s, total / joiner_s, joiner_cpu_s, total / joiner_cpu_s,
                 process_cpu_s);
-    std::printf("checkpoints: %lu taking %.2fs (%.2fs waiting for sample delivery, %.2fs RocksDB write), %lu records, "
-                "%.1f MB\n", checkpoints, checkpoint_s, st.checkpoint_flush_us / 1e6, st.checkpoint_write_us / 1e6,
-                st.checkpoint_records, checkpoint_mb);
+    std::printf("checkpoints: %lu, %lu records, %.1f MB; joiner thread %.2fs in them (%.2fs collecting changes); "
+                "writer thread %.2fs waiting for sample delivery, %.2fs RocksDB write\n",
+                checkpoints, st.checkpoint_records, checkpoint_mb, checkpoint_s, st.checkpoint_collect_us / 1e6,
+                st.checkpoint_flush_us / 1e6, st.checkpoint_write_us / 1e6);
     if (Status s = (*joiner)->Stop(); !s.ok()) return Fail("bench_ingest", s);
   }
   std::filesystem::remove_all(dir);
@@ -225,6 +271,7 @@ int main(int argc, char** argv) {
       .Key("baseline").String("raw_consume")
       .Key("baseline_value").Double(raw)
       .Key("ratio").Double(rate / raw)
+      .Key("pass_through_events_per_s").Double(total / pass_s)
       .Key("events").Int(static_cast<int64_t>(total))
       .Key("event_rate").Double(event_rate)
       .Key("impressions").Int(static_cast<int64_t>(impressions))

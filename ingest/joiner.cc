@@ -63,6 +63,7 @@ StatusOr<std::unique_ptr<Joiner>> Joiner::Create(Options options) {
   copt.on_assign = [raw](std::vector<TopicPartitionOffset>* tps) { raw->OnAssign(tps); };
   copt.on_revoke = [raw](const std::vector<TopicPartitionOffset>& tps) { raw->OnRevoke(tps); };
   ASSIGN_OR_RETURN(j->consumer_, KafkaConsumer::Create(copt));
+  j->writer_ = std::make_unique<CheckpointWriter>(j->producer_.get(), j->options_.store, &j->batch_clock_);
   return j;
 }
 
@@ -195,9 +196,14 @@ Status Joiner::RunOnce(int poll_ms) {
     return produced;
   }
   RefreshLag();
-  if (batch_clock_.NowMs() >= next_checkpoint_ms_ && pending_.empty()) {
+  if (auto done = writer_->TakeIfDone()) RETURN_IF_ERROR(FinishCheckpoint(std::move(*done), /*commit=*/true));
+  // The next checkpoint starts once the previous one is written (the interval is
+  // then counted from here): at most one is in flight.
+  if (batch_clock_.NowMs() >= next_checkpoint_ms_ && pending_.empty() && !writer_->Busy()) {
     next_checkpoint_ms_ = batch_clock_.NowMs() + options_.config.ingest().checkpoint_interval_ms();
-    RETURN_IF_ERROR(Checkpoint());
+    const int64_t t0 = batch_clock_.MonotonicUs();
+    RETURN_IF_ERROR(SubmitCheckpoint(nullptr));
+    checkpoint_us_.fetch_add(static_cast<uint64_t>(batch_clock_.MonotonicUs() - t0));
   }
   std::lock_guard<std::mutex> lock(mu_);
   return error_;
@@ -233,56 +239,69 @@ Status Joiner::Checkpoint() { return CheckpointPartitions(nullptr, /*drop=*/fals
 Status Joiner::CheckpointPartitions(const std::vector<int32_t>* only, bool drop) {
   batch_clock_.Tick();
   const int64_t t0 = batch_clock_.MonotonicUs();
-  Status produced = ProducePending();
-  if (!produced.ok()) return produced.Annotate("checkpoint postponed: samples could not be queued");
-  // Samples first: once the state below is written, it no longer holds them.
-  Status flushed = producer_->Flush(kFlushTimeoutMs);
-  const int64_t t_flushed = batch_clock_.MonotonicUs();
-  checkpoint_flush_us_.fetch_add(static_cast<uint64_t>(t_flushed - t0));
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!flushed.ok()) {
-    if (flushed.code() != StatusCode::kDeadlineExceeded && error_.ok()) {
-      error_ = flushed.Annotate("sample delivery failed; restart to replay from the last checkpoint");
-    }
-    return flushed.Annotate("checkpoint skipped");
-  }
-  store::WriteBatch batch;
-  size_t records = 0;
-  std::vector<TopicPartitionOffset> commits;
-  const KafkaConfig& kc = options_.config.kafka();
-  for (auto& [p, join] : partitions_) {
-    if (only && std::find(only->begin(), only->end(), p) == only->end()) continue;
-    records += join->CollectChanges(kc.impressions_topic(), kc.labels_topic(), &batch);
-    if (join->next_offset(true) >= 0) commits.push_back({kc.impressions_topic(), p, join->next_offset(true)});
-    if (join->next_offset(false) >= 0) commits.push_back({kc.labels_topic(), p, join->next_offset(false)});
-  }
-  if (!batch.empty()) {
-    const int64_t t_write = batch_clock_.MonotonicUs();
-    Status written = options_.store->Write(batch);
-    checkpoint_write_us_.fetch_add(static_cast<uint64_t>(batch_clock_.MonotonicUs() - t_write));
-    if (!written.ok()) {
-      if (error_.ok()) error_ = written;
-      return written;
-    }
-  }
-  checkpoints_.fetch_add(1);
-  checkpoint_records_.fetch_add(records);
-  checkpoint_bytes_.fetch_add(batch.bytes());
-  last_checkpoint_ms_ = batch_clock_.NowMs();
-  const int64_t took_us = batch_clock_.MonotonicUs() - t0;
-  checkpoint_us_.fetch_add(static_cast<uint64_t>(took_us));
-  probe_->Checkpoint(took_us / 1e6);
+  // The one in flight first: batches reach the store in the order collected.
+  if (auto earlier = writer_->Wait(kFlushTimeoutMs)) RETURN_IF_ERROR(FinishCheckpoint(std::move(*earlier), true));
+  RETURN_IF_ERROR(SubmitCheckpoint(only));
+  std::optional<CheckpointWriter::Result> result = writer_->Wait(kFlushTimeoutMs);
+  checkpoint_us_.fetch_add(static_cast<uint64_t>(batch_clock_.MonotonicUs() - t0));
+  RETURN_IF_ERROR(FinishCheckpoint(std::move(*result), /*commit=*/!drop));
   if (drop) {
+    std::lock_guard<std::mutex> lock(mu_);
     for (int32_t p : *only) {
       partitions_.erase(p);
       paused_.erase(p);
     }
-  } else if (!commits.empty()) {
+  }
+  return Status::Ok();
+}
+
+Status Joiner::SubmitCheckpoint(const std::vector<int32_t>* only) {
+  const int64_t t0 = batch_clock_.MonotonicUs();
+  Status produced = ProducePending();
+  if (!produced.ok()) return produced.Annotate("checkpoint postponed: samples could not be queued");
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckpointWriter::Job job;
+  const KafkaConfig& kc = options_.config.kafka();
+  for (auto& [p, join] : partitions_) {
+    if (only && std::find(only->begin(), only->end(), p) == only->end()) continue;
+    job.records += join->CollectChanges(kc.impressions_topic(), kc.labels_topic(), &job.batch);
+    if (join->next_offset(true) >= 0) job.commits.push_back({kc.impressions_topic(), p, join->next_offset(true)});
+    if (join->next_offset(false) >= 0) job.commits.push_back({kc.labels_topic(), p, join->next_offset(false)});
+  }
+  // Every sample the collected state no longer holds was handed to the producer above
+  // (pending_ is empty and nothing is processed under mu_): the mark covers them all.
+  job.delivery_mark = producer_->Mark();
+  job.collect_us = batch_clock_.MonotonicUs() - t0;
+  checkpoint_collect_us_.fetch_add(static_cast<uint64_t>(job.collect_us));
+  writer_->Submit(std::move(job));
+  return Status::Ok();
+}
+
+Status Joiner::FinishCheckpoint(CheckpointWriter::Result r, bool commit) {
+  checkpoint_flush_us_.fetch_add(static_cast<uint64_t>(r.delivery_wait_us));
+  checkpoint_write_us_.fetch_add(static_cast<uint64_t>(r.write_us));
+  if (!r.status.ok()) {
+    // The collected changes are gone from memory's dirty lists: a later checkpoint
+    // would leave a gap in the store's changelog. Restart replays from the last one.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_.ok()) error_ = r.status.Annotate("restart to replay from the last checkpoint");
+    return r.status;
+  }
+  checkpoints_.fetch_add(1);
+  checkpoint_records_.fetch_add(r.records);
+  checkpoint_bytes_.fetch_add(r.bytes);
+  probe_->Checkpoint((r.collect_us + r.delivery_wait_us + r.write_us) / 1e6);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_checkpoint_ms_ = batch_clock_.NowMs();
+  }
+  if (commit && !r.commits.empty()) {
     // The group's committed offsets only serve lag monitoring; the store is the truth.
-    Status c = consumer_->Commit(commits);
+    Status c = consumer_->Commit(r.commits);
     if (!c.ok()) LOG_DEBUG("ingest_commit_failed").Kv("status", c.ToString());
   }
-  LOG_DEBUG("ingest_checkpoint").Kv("records", records).Kv("bytes", batch.bytes());
+  LOG_DEBUG("ingest_checkpoint").Kv("records", r.records).Kv("bytes", r.bytes)
+      .Kv("delivery_wait_us", r.delivery_wait_us).Kv("write_us", r.write_us);
   return Status::Ok();
 }
 
@@ -397,6 +416,7 @@ Joiner::Stats Joiner::stats() const {
   s.checkpoint_records = checkpoint_records_.load();
   s.checkpoint_bytes = checkpoint_bytes_.load();
   s.checkpoint_us = checkpoint_us_.load();
+  s.checkpoint_collect_us = checkpoint_collect_us_.load();
   s.checkpoint_flush_us = checkpoint_flush_us_.load();
   s.checkpoint_write_us = checkpoint_write_us_.load();
   s.assigned_us = assigned_us_.load();

@@ -5,9 +5,12 @@
 // the consumed input offsets in one RocksDB WriteBatch. Used by `freshet ingest` and
 // `freshet run`.
 //
-// Nothing joined is lost (DESIGN.md §4): a checkpoint first flushes the producer, so
+// Nothing joined is lost (DESIGN.md §4): a checkpoint collects the state's changes
+// after handing every pending sample to the producer, and a writer thread
+// (ingest/checkpoint_writer.h) writes them only once those samples are delivered, so
 // every sample the state no longer holds is in Kafka before the state that forgot it
-// is written. After a crash the joiner reloads each assigned partition's state and
+// is written. The consumer thread goes on meanwhile; one checkpoint is in flight at a
+// time, and Checkpoint(), Stop and revocations wait for theirs. After a crash the joiner reloads each assigned partition's state and
 // seeks to the offsets stored with it; events after those offsets are read again and
 // re-emit the same sample_ids (exact replays, which the learner dedupes).
 //
@@ -30,6 +33,7 @@
 #include "common/metrics.h"
 #include "common/signals.h"
 #include "common/status.h"
+#include "ingest/checkpoint_writer.h"
 #include "ingest/kafka_client.h"
 #include "ingest/sample_wire.h"
 #include "schemas/config.pb.h"
@@ -66,9 +70,14 @@ class Joiner {
     uint64_t checkpoints = 0;
     uint64_t checkpoint_records = 0;  // join records and orphan entries written or deleted
     uint64_t checkpoint_bytes = 0;    // keys + values of those writes
-    uint64_t checkpoint_us = 0;       // time spent in checkpoints (flush + serialize + write)
-    uint64_t checkpoint_flush_us = 0;  // of which waiting for the producer to deliver samples
-    uint64_t checkpoint_write_us = 0;  // of which the RocksDB write
+    // Checkpoints: the consumer thread's time in them (collecting changes; for
+    // synchronous ones such as Checkpoint() also waiting for the write) ...
+    uint64_t checkpoint_us = 0;
+    uint64_t checkpoint_collect_us = 0;  // ... of which collecting changes into the batch
+    // ... and the writer thread's (CheckpointWriter): waiting for the samples'
+    // delivery, then the RocksDB write.
+    uint64_t checkpoint_flush_us = 0;
+    uint64_t checkpoint_write_us = 0;
     int64_t assigned_us = 0;          // clock MonotonicUs of the latest assignment; 0 = none yet
   };
 
@@ -112,7 +121,15 @@ class Joiner {
   PartitionJoin* StateFor(int32_t partition);  // REQUIRES: mu_ held
   Status ProducePending();
   void ApplyBackpressure();
+  // Synchronous checkpoint of `only` (nullptr: every partition), after the one in
+  // flight; drop: then forget those partitions (revocation).
   Status CheckpointPartitions(const std::vector<int32_t>* only, bool drop);
+  // Produces what is pending, collects the changes of `only` (nullptr: all) and hands
+  // them to the writer. REQUIRES: !writer_->Busy().
+  Status SubmitCheckpoint(const std::vector<int32_t>* only);
+  // Accounts a written checkpoint and commits its offsets (commit), or makes its
+  // error sticky.
+  Status FinishCheckpoint(CheckpointWriter::Result result, bool commit);
   void OnAssign(std::vector<TopicPartitionOffset>* tps);
   void OnRevoke(const std::vector<TopicPartitionOffset>& tps);
   void UpdateGauges();  // REQUIRES: mu_ held
@@ -141,6 +158,7 @@ class Joiner {
   std::unique_ptr<IngestProbe> probe_;
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> consumer_;
+  std::unique_ptr<CheckpointWriter> writer_;  // after producer_: destroyed before it
 
   mutable std::mutex mu_;
   std::map<int32_t, std::unique_ptr<PartitionJoin>> partitions_;  // guarded by mu_
@@ -159,7 +177,7 @@ class Joiner {
   bool stopped_ = false;
   std::atomic<uint64_t> events_{0}, samples_{0}, deadletters_{0}, checkpoints_{0};
   std::atomic<uint64_t> checkpoint_records_{0}, checkpoint_bytes_{0}, checkpoint_us_{0};
-  std::atomic<uint64_t> checkpoint_flush_us_{0}, checkpoint_write_us_{0};
+  std::atomic<uint64_t> checkpoint_collect_us_{0}, checkpoint_flush_us_{0}, checkpoint_write_us_{0};
   std::atomic<int64_t> assigned_us_{0};
 };
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -149,6 +150,15 @@ struct KafkaProducer::Impl {
   Status first_error;  // guarded by mu
   std::atomic<bool> stop{false};
   std::thread poller;  // serves delivery reports
+  // Delivery marks: messages are counted by the parity of the epoch they were
+  // produced in (the message's opaque); Mark() starts the next epoch. Every epoch
+  // before `settled` is known delivered, so a wait for mark == settled only needs its
+  // own parity's count to reach zero.
+  std::atomic<uint64_t> epoch{0};
+  std::atomic<int64_t> undelivered[2] = {0, 0};
+  std::mutex mark_mu;
+  std::condition_variable mark_cv;
+  uint64_t settled = 0;  // guarded by mark_mu
   // Topic handles by name: producing through a handle skips librdkafka's lookup of
   // the name (a lock and a list walk) on every message. Released before rk.
   std::mutex topics_mu;
@@ -186,6 +196,11 @@ StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Options& op
       self->RecordError(KafkaError(std::string("delivery to ") + rd_kafka_topic_name(m->rkt), m->err));
     } else {
       self->delivered.fetch_add(1);
+    }
+    const auto parity = reinterpret_cast<uintptr_t>(m->_private) & 1;
+    if (self->undelivered[parity].fetch_sub(1) == 1) {
+      std::lock_guard<std::mutex> lock(self->mark_mu);  // the waiter checks under this lock
+      self->mark_cv.notify_all();
     }
   });
   rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t* rk, int err, const char* reason, void* opaque) {
@@ -233,14 +248,20 @@ Status KafkaProducer::Produce(const std::string& topic, std::string_view key, st
   rd_kafka_topic_t* rkt = impl_->Topic(topic);
   if (!rkt) return KafkaError("produce to " + topic, rd_kafka_last_error());
   int64_t deadline = -1;  // set at the first full queue
+  // Counted before it is enqueued: its delivery report may come before producev returns.
+  const uintptr_t parity = impl_->epoch.load() & 1;
+  std::atomic<int64_t>& undelivered = impl_->undelivered[parity];
   while (true) {
+    undelivered.fetch_add(1);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         impl_->rk, RD_KAFKA_V_RKT(rkt),
         RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
         RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(parity)),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
+    undelivered.fetch_sub(1);  // not enqueued: no report will come
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return KafkaError("produce to " + topic, err);
     const int64_t now_us = Clock::Real()->MonotonicUs();
     if (deadline < 0) deadline = now_us + int64_t{impl_->options.enqueue_timeout_ms} * 1000;
@@ -260,6 +281,29 @@ Status KafkaProducer::Flush(int timeout_ms) {
     return DeadlineExceededError(std::to_string(rd_kafka_outq_len(impl_->rk)) +
                                  " messages still undelivered after " + std::to_string(timeout_ms) + " ms");
   }
+  return Status::Ok();
+}
+
+uint64_t KafkaProducer::Mark() { return impl_->epoch.fetch_add(1); }
+
+Status KafkaProducer::WaitDelivered(uint64_t mark, int timeout_ms) {
+  std::unique_lock<std::mutex> lock(impl_->mark_mu);
+  if (impl_->settled > mark) return first_error();
+  if (impl_->settled < mark) {  // an earlier mark was not waited for: wait for everything
+    lock.unlock();
+    RETURN_IF_ERROR(Flush(timeout_ms));
+    lock.lock();
+  } else {
+    const bool drained = impl_->mark_cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+      return impl_->undelivered[mark & 1].load() == 0;
+    });
+    if (Status first = first_error(); !first.ok()) return first;
+    if (!drained) {
+      return DeadlineExceededError(std::to_string(impl_->undelivered[mark & 1].load()) +
+                                   " messages still undelivered after " + std::to_string(timeout_ms) + " ms");
+    }
+  }
+  impl_->settled = std::max(impl_->settled, mark + 1);
   return Status::Ok();
 }
 

@@ -62,6 +62,15 @@ class KafkaProducer {
   // Waits until every enqueued message is delivered or failed. Returns the first
   // delivery error seen since creation (sticky), or DEADLINE_EXCEEDED.
   Status Flush(int timeout_ms);
+  // Delivery marks: Mark() returns a mark covering every message whose Produce
+  // returned before the call; WaitDelivered(mark) waits until all of those are
+  // delivered or failed, without waiting for messages produced after the mark (unlike
+  // Flush, it does not stall a producer that keeps producing). Returns the sticky
+  // first delivery error, or DEADLINE_EXCEEDED (the mark can be waited for again).
+  // Wait for marks in the order taken: a wait for a mark whose predecessor was never
+  // waited for to the end falls back to a full Flush.
+  uint64_t Mark();
+  Status WaitDelivered(uint64_t mark, int timeout_ms);
   // Serves delivery reports; call regularly from a producing loop.
   void Poll(int timeout_ms = 0);
   // Asks the cluster for metadata: UNAVAILABLE when no broker answers in time.
