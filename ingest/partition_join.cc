@@ -74,7 +74,8 @@ void PartitionJoin::AddImpression(Impression impression, std::vector<JoinedSampl
 void PartitionJoin::AddImpression(Impression imp, std::string features, std::vector<JoinedSample>* out) {
   const int64_t event_time = imp.event_time_ms();
   ObserveTime(event_time, true);
-  auto [it, inserted] = records_.try_emplace(imp.request_id());
+  // The id moves into the key only when it is new (try_emplace leaves it otherwise).
+  auto [it, inserted] = records_.try_emplace(std::move(*imp.mutable_request_id()));
   if (!inserted) {
     probe_->DuplicateImpression();
     Advance(out);
@@ -83,8 +84,10 @@ void PartitionJoin::AddImpression(Impression imp, std::string features, std::vec
   // The map's key: stable until the record is forgotten, which only Advance below does.
   const std::string& rid = it->first;
   RecordEntry& entry = it->second;
-  *entry.rec.mutable_impression() = std::move(imp);
-  entry.rec.set_features(std::move(features));
+  entry.user_id = imp.user_id();
+  entry.item_id = imp.item_id();
+  entry.event_time_ms = event_time;
+  entry.features = std::move(features);
   close_queue_.push({event_time + rules_->max_window_ms(), &*it});
   MarkDirty(rid, &entry);
   if (policy_ == POLICY_IMMEDIATE) EmitMain(rid, &entry, out);
@@ -132,9 +135,9 @@ void PartitionJoin::MarkDirty(const std::string& rid, RecordEntry* entry) {
 
 void PartitionJoin::ApplyLabel(const std::string& rid, RecordEntry* entry, const Label& label,
                                std::vector<JoinedSample>* out) {
-  JoinRecord* rec = &entry->rec;
-  const int64_t imp_time = rec->impression().event_time_ms();
-  const bool arrived_in_time = policy_ == POLICY_IMMEDIATE ? !rec->closed() : !rec->window_sample_emitted();
+  RecordEntry* rec = entry;
+  const int64_t imp_time = rec->event_time_ms;
+  const bool arrived_in_time = policy_ == POLICY_IMMEDIATE ? !rec->closed : !rec->window_sample_emitted;
   bool changed = false, late = false, all_dup = true;
   for (int t : rules_->TasksForKind(label.kind())) {
     const bool timely = arrived_in_time && label.event_time_ms() <= imp_time + rules_->task(t).window_ms;
@@ -143,23 +146,18 @@ void PartitionJoin::ApplyLabel(const std::string& rid, RecordEntry* entry, const
       all_dup = false;
       continue;  // only wait_correct keeps late labels (for corrections)
     }
-    TaskLabel* slot = nullptr;
-    for (TaskLabel& e : *rec->mutable_labels()) {
-      if (e.task() == t && e.kind() == label.kind() && e.timely() == timely) slot = &e;
+    TaskLabelEntry* slot = nullptr;
+    for (TaskLabelEntry& e : rec->labels) {
+      if (e.task == t && e.kind == label.kind() && e.timely == timely) slot = &e;
     }
-    if (slot && slot->event_time_ms() == label.event_time_ms() && slot->value() == label.value()) continue;
+    if (slot && slot->event_time_ms == label.event_time_ms() && slot->value == label.value()) continue;
     all_dup = false;
-    if (slot && std::make_pair(slot->event_time_ms(), slot->value()) > std::make_pair(label.event_time_ms(), label.value())) {
+    if (slot && std::make_pair(slot->event_time_ms, slot->value) > std::make_pair(label.event_time_ms(), label.value())) {
       continue;  // an older label than the one kept: the newest wins
     }
-    if (!slot) {
-      slot = rec->add_labels();
-      slot->set_task(t);
-      slot->set_kind(label.kind());
-      slot->set_timely(timely);
-    }
-    slot->set_event_time_ms(label.event_time_ms());
-    slot->set_value(label.value());
+    if (!slot) slot = &rec->labels.emplace_back(TaskLabelEntry{t, label.kind(), 0, 0.0f, timely});
+    slot->event_time_ms = label.event_time_ms();
+    slot->value = label.value();
     changed = true;
   }
   if (all_dup) {
@@ -173,32 +171,32 @@ void PartitionJoin::ApplyLabel(const std::string& rid, RecordEntry* entry, const
   }
   if (!changed) return;
   MarkDirty(rid, entry);
-  if (policy_ == POLICY_IMMEDIATE && !rec->closed()) EmitDuplicates(rid, entry, /*include_late=*/false, out);
-  if (policy_ == POLICY_WAIT_CORRECT && rec->window_sample_emitted()) {
+  if (policy_ == POLICY_IMMEDIATE && !rec->closed) EmitDuplicates(rid, entry, /*include_late=*/false, out);
+  if (policy_ == POLICY_WAIT_CORRECT && rec->window_sample_emitted) {
     EmitDuplicates(rid, entry, /*include_late=*/true, out);
   }
 }
 
-PartitionJoin::TaskValues PartitionJoin::Evaluate(const JoinRecord& rec, bool include_late) const {
+PartitionJoin::TaskValues PartitionJoin::Evaluate(const RecordEntry& rec, bool include_late) const {
   const int n = rules_->size();
-  std::vector<const TaskLabel*> best(static_cast<size_t>(n) * kKinds, nullptr);
-  for (const TaskLabel& e : rec.labels()) {
-    if (!e.timely() && !include_late) continue;
-    if (e.task() < 0 || e.task() >= n || e.kind() < 0 || e.kind() >= kKinds) continue;
-    const TaskLabel*& b = best[static_cast<size_t>(e.task()) * kKinds + e.kind()];
-    if (!b || std::make_pair(e.event_time_ms(), e.value()) > std::make_pair(b->event_time_ms(), b->value())) b = &e;
+  std::vector<const TaskLabelEntry*> best(static_cast<size_t>(n) * kKinds, nullptr);
+  for (const TaskLabelEntry& e : rec.labels) {
+    if (!e.timely && !include_late) continue;
+    if (e.task < 0 || e.task >= n || e.kind < 0 || e.kind >= kKinds) continue;
+    const TaskLabelEntry*& b = best[static_cast<size_t>(e.task) * kKinds + e.kind];
+    if (!b || std::make_pair(e.event_time_ms, e.value) > std::make_pair(b->event_time_ms, b->value)) b = &e;
   }
   TaskValues v;
   v.value.assign(n, 0.0f);
   for (int t = 0; t < n; ++t) {
     const TaskRule& rule = rules_->task(t);
     for (LabelKind k : rule.kinds) {
-      const TaskLabel* b = best[static_cast<size_t>(t) * kKinds + k];
+      const TaskLabelEntry* b = best[static_cast<size_t>(t) * kKinds + k];
       if (!b) continue;
       if (rule.regression) {
-        if (!(v.observed >> t & 1)) v.value[t] = b->value() * rule.scale;
+        if (!(v.observed >> t & 1)) v.value[t] = b->value * rule.scale;
         v.observed |= uint64_t{1} << t;
-      } else if (b->value() >= rule.threshold) {
+      } else if (b->value >= rule.threshold) {
         v.positive |= uint64_t{1} << t;
         v.value[t] = 1.0f;
       }
@@ -213,18 +211,17 @@ bool PartitionJoin::InSpace(int t, const TaskValues& v) const {
   return req < 0 || (v.positive >> req & 1);
 }
 
-JoinedSample PartitionJoin::BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
-                                       bool copy_features) const {
-  const Impression& imp = rec.impression();
+JoinedSample PartitionJoin::BaseSample(const std::string& rid, const RecordEntry& rec, const std::string& sample_id,
+                                       SampleOrigin origin, bool copy_features) const {
   JoinedSample joined;
   Sample& s = joined.sample;
   s.set_sample_id(sample_id);
-  s.set_request_id(imp.request_id());
-  s.set_user_id(imp.user_id());
-  s.set_item_id(imp.item_id());
-  s.set_event_time_ms(imp.event_time_ms());
+  s.set_request_id(rid);
+  s.set_user_id(rec.user_id);
+  s.set_item_id(rec.item_id);
+  s.set_event_time_ms(rec.event_time_ms);
   s.set_emit_time_ms(clock_->NowMs());
-  if (copy_features) joined.features = rec.features();
+  if (copy_features) joined.features = rec.features;
   const int n = rules_->size();
   s.mutable_label()->Resize(n, 0.0f);
   s.mutable_mask()->Resize(n, false);
@@ -241,10 +238,10 @@ void PartitionJoin::Emit(JoinedSample joined, std::vector<JoinedSample>* out) {
 }
 
 void PartitionJoin::EmitMain(const std::string& rid, RecordEntry* entry, std::vector<JoinedSample>* out) {
-  JoinRecord* rec = &entry->rec;
+  RecordEntry* rec = entry;
   const int n = rules_->size();
   if (policy_ == POLICY_IMMEDIATE) {
-    JoinedSample joined = BaseSample(*rec, rid, ORIGIN_IMMEDIATE_NEGATIVE);
+    JoinedSample joined = BaseSample(rid, *rec, rid, ORIGIN_IMMEDIATE_NEGATIVE);
     for (int t = 0; t < n; ++t) {
       joined.sample.set_mask(t, !rules_->task(t).regression && rules_->task(t).requires_positive < 0);
     }
@@ -253,8 +250,8 @@ void PartitionJoin::EmitMain(const std::string& rid, RecordEntry* entry, std::ve
     const TaskValues v = Evaluate(*rec, /*include_late=*/false);
     // Under wait this is the features' last use (CloseWindow clears them next): move them.
     const bool last_use = policy_ == POLICY_WAIT;
-    JoinedSample joined = BaseSample(*rec, rid, ORIGIN_WINDOW_CLOSED, /*copy_features=*/!last_use);
-    if (last_use) joined.features.swap(*rec->mutable_features());
+    JoinedSample joined = BaseSample(rid, *rec, rid, ORIGIN_WINDOW_CLOSED, /*copy_features=*/!last_use);
+    if (last_use) joined.features.swap(rec->features);
     Sample& s = joined.sample;
     uint64_t positive = 0;
     for (int t = 0; t < n; ++t) {
@@ -264,33 +261,33 @@ void PartitionJoin::EmitMain(const std::string& rid, RecordEntry* entry, std::ve
       const bool has = rules_->task(t).regression ? true : (v.positive >> t & 1);
       if (mask && has) positive |= uint64_t{1} << t;
     }
-    rec->set_window_positive(positive);
+    rec->window_positive = positive;
     Emit(std::move(joined), out);
   }
-  rec->set_window_sample_emitted(true);
+  rec->window_sample_emitted = true;
   MarkDirty(rid, entry);
 }
 
 void PartitionJoin::EmitDuplicates(const std::string& rid, RecordEntry* entry, bool include_late,
                                    std::vector<JoinedSample>* out) {
-  JoinRecord* rec = &entry->rec;
+  RecordEntry* rec = entry;
   const TaskValues v = Evaluate(*rec, include_late);
   const bool immediate = policy_ == POLICY_IMMEDIATE;
   for (int t = 0; t < rules_->size(); ++t) {
     const uint64_t bit = uint64_t{1} << t;
     const TaskRule& rule = rules_->task(t);
-    if ((rec->positive_emitted() | rec->window_positive()) & bit) continue;
+    if ((rec->positive_emitted | rec->window_positive) & bit) continue;
     if (rule.regression && !immediate) continue;  // corrections undo fake negatives only
     const bool has = rule.regression ? (v.observed & bit) : (v.positive & bit);
     if (!has || !InSpace(t, v)) continue;
-    JoinedSample joined = BaseSample(*rec, rid + (immediate ? "#p:" : "#c:") + rule.name,
+    JoinedSample joined = BaseSample(rid, *rec, rid + (immediate ? "#p:" : "#c:") + rule.name,
                                      immediate ? ORIGIN_IMMEDIATE_POSITIVE : ORIGIN_LATE_CORRECTION);
     Sample& s = joined.sample;
     s.set_label(t, v.value[t]);
     s.set_mask(t, true);
     for (int d : rules_->Dependents(t)) s.set_mask(d, true);  // enter their space as fake negatives
     s.set_correction(!immediate);
-    rec->set_positive_emitted(rec->positive_emitted() | bit);
+    rec->positive_emitted |= bit;
     MarkDirty(rid, entry);
     Emit(std::move(joined), out);
   }
@@ -299,18 +296,16 @@ void PartitionJoin::EmitDuplicates(const std::string& rid, RecordEntry* entry, b
 void PartitionJoin::CloseWindow(RecordNode* node, std::vector<JoinedSample>* out) {
   const std::string& rid = node->first;
   RecordEntry* entry = &node->second;
-  JoinRecord* rec = &entry->rec;
   if (policy_ != POLICY_IMMEDIATE) EmitMain(rid, entry, out);
   if (policy_ == POLICY_WAIT_CORRECT) EmitDuplicates(rid, entry, /*include_late=*/true, out);
-  rec->set_closed(true);
+  entry->closed = true;
   MarkDirty(rid, entry);
-  if (policy_ != POLICY_WAIT_CORRECT) rec->clear_features();  // needed later only for corrections
+  if (policy_ != POLICY_WAIT_CORRECT) std::string().swap(entry->features);  // needed later only for corrections
   if (config_.correction_horizon_ms() <= 0) {
     ForgetRecord(rid);  // erases *node: nothing below may touch it
     return;
   }
-  drop_queue_.push(
-      {rec->impression().event_time_ms() + rules_->max_window_ms() + config_.correction_horizon_ms(), node});
+  drop_queue_.push({entry->event_time_ms + rules_->max_window_ms() + config_.correction_horizon_ms(), node});
 }
 
 void PartitionJoin::ForgetRecord(const std::string& rid) {

@@ -148,13 +148,35 @@ class PartitionJoin {
  private:
   void ObserveTime(int64_t event_time_ms, bool impression);
   void UpdateWatermark();
-  // A join record and whether it changed since the last checkpoint.
+  // The newest label of a kind for a task (JoinRecord's TaskLabel).
+  struct TaskLabelEntry {
+    int32_t task;
+    int32_t kind;
+    int64_t event_time_ms;
+    float value;
+    bool timely;
+  };
+  // One impression's join state; its request id is the records_ key. A plain struct
+  // rather than its stored form (JoinRecord): one allocation with its map node
+  // instead of a message per impression and per label. RecordToProto/FromProto
+  // convert at checkpoint and load.
   struct RecordEntry {
-    JoinRecord rec;
-    bool dirty = false;
+    uint64_t user_id = 0;
+    uint64_t item_id = 0;
+    int64_t event_time_ms = 0;
+    std::string features;  // JoinRecord.features
+    std::vector<TaskLabelEntry> labels;
+    uint64_t positive_emitted = 0;
+    uint64_t window_positive = 0;
+    bool window_sample_emitted = false;
+    bool closed = false;
+    bool dirty = false;  // changed since the last checkpoint
   };
   // An element of records_: its address is stable until the record is erased.
   using RecordNode = std::pair<const std::string, RecordEntry>;
+  // Stored form: `out` is overwritten (its storage reused).
+  static void RecordToProto(const std::string& rid, const RecordEntry& rec, JoinRecord* out);
+  static void RecordFromProto(JoinRecord* stored, RecordEntry* rec);
   // Notes that `entry` changed: its id joins the next checkpoint's changes once.
   void MarkDirty(const std::string& rid, RecordEntry* entry);
   // Applies one label to an existing record; emits duplicates/corrections.
@@ -186,12 +208,12 @@ class PartitionJoin {
     uint64_t observed = 0;  // bit t: a label for t exists (regression) / always (binary)
     uint64_t positive = 0;  // bit t: binary task t positive
   };
-  TaskValues Evaluate(const JoinRecord& rec, bool include_late) const;
+  TaskValues Evaluate(const RecordEntry& rec, bool include_late) const;
   bool InSpace(int t, const TaskValues& v) const;
   // A sample of `rec` with every label 0 and unmasked; its features are a copy of the
   // record's unless copy_features is false.
-  JoinedSample BaseSample(const JoinRecord& rec, const std::string& sample_id, SampleOrigin origin,
-                          bool copy_features = true) const;
+  JoinedSample BaseSample(const std::string& rid, const RecordEntry& rec, const std::string& sample_id,
+                          SampleOrigin origin, bool copy_features = true) const;
   void EmitMain(const std::string& rid, RecordEntry* entry, std::vector<JoinedSample>* out);
   void EmitDuplicates(const std::string& rid, RecordEntry* entry, bool include_late, std::vector<JoinedSample>* out);
   void Emit(JoinedSample sample, std::vector<JoinedSample>* out);
@@ -235,6 +257,7 @@ class PartitionJoin {
   // checkpoint (RecordEntry.dirty says whether it is listed already).
   std::vector<std::string> dirty_records_;
   std::unordered_set<std::string> dirty_orphans_;
+  JoinRecord stored_;  // scratch: a record's stored form at checkpoint
   bool meta_dirty_ = false;
   // Changelog position (ingest/join_log.h): live segments are [log_first_seq_, log_next_seq_).
   uint64_t log_first_seq_ = 0;

@@ -51,7 +51,8 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
     // load stays within about three times the live state.
     const uint64_t first = log_next_seq_;
     for (auto& [rid, entry] : records_) {
-      segments.Add(JoinLogEntry::kRecord, rid, &entry.rec);
+      RecordToProto(rid, entry, &stored_);
+      segments.Add(JoinLogEntry::kRecord, rid, &stored_);
       entry.dirty = false;
     }
     for (const auto& [rid, o] : orphans_) segments.Add(JoinLogEntry::kOrphans, rid, &o);
@@ -74,7 +75,8 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
       if (it == records_.end()) {
         segments.Add(JoinLogEntry::kRecordDeleted, rid, nullptr);
       } else {
-        segments.Add(JoinLogEntry::kRecord, rid, &it->second.rec);
+        RecordToProto(rid, it->second, &stored_);
+        segments.Add(JoinLogEntry::kRecord, rid, &stored_);
         it->second.dirty = false;
       }
     }
@@ -111,12 +113,8 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
   const std::string rid(id);
   switch (type) {
     case JoinLogEntry::kRecord: {
-      JoinRecord& rec = records_[rid].rec;
-      if (!rec.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
-      const Impression& imp = rec.impression();
-      if (imp.sparse_size() > 0 || imp.dense_size() > 0) {  // written before JoinRecord.features
-        rec.set_features(TakeFeatureBytes(rec.mutable_impression()));
-      }
+      if (!stored_.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
+      RecordFromProto(&stored_, &records_[rid]);
       return true;
     }
     case JoinLogEntry::kOrphans: {
@@ -135,10 +133,51 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
 
 void PartitionJoin::SetSnapshotMinEntries(size_t n) { snapshot_min_entries_ = n; }
 
+void PartitionJoin::RecordToProto(const std::string& rid, const RecordEntry& rec, JoinRecord* out) {
+  out->Clear();  // keeps the storage of its strings and repeated labels
+  Impression* imp = out->mutable_impression();
+  imp->set_request_id(rid);
+  imp->set_user_id(rec.user_id);
+  imp->set_item_id(rec.item_id);
+  imp->set_event_time_ms(rec.event_time_ms);
+  for (const TaskLabelEntry& e : rec.labels) {
+    TaskLabel* l = out->add_labels();
+    l->set_task(e.task);
+    l->set_kind(e.kind);
+    l->set_event_time_ms(e.event_time_ms);
+    l->set_value(e.value);
+    l->set_timely(e.timely);
+  }
+  out->set_window_sample_emitted(rec.window_sample_emitted);
+  out->set_closed(rec.closed);
+  out->set_positive_emitted(rec.positive_emitted);
+  out->set_window_positive(rec.window_positive);
+  out->set_features(rec.features);
+}
+
+void PartitionJoin::RecordFromProto(JoinRecord* stored, RecordEntry* rec) {
+  Impression* imp = stored->mutable_impression();
+  rec->user_id = imp->user_id();
+  rec->item_id = imp->item_id();
+  rec->event_time_ms = imp->event_time_ms();
+  // Records written before JoinRecord.features hold the features in the impression.
+  const bool legacy = imp->sparse_size() > 0 || imp->dense_size() > 0;
+  rec->features = legacy ? TakeFeatureBytes(imp) : std::move(*stored->mutable_features());
+  rec->labels.clear();
+  for (const TaskLabel& l : stored->labels()) {
+    rec->labels.push_back({l.task(), l.kind(), l.event_time_ms(), l.value(), l.timely()});
+  }
+  rec->window_sample_emitted = stored->window_sample_emitted();
+  rec->closed = stored->closed();
+  rec->positive_emitted = stored->positive_emitted();
+  rec->window_positive = stored->window_positive();
+  rec->dirty = false;
+}
+
 void PartitionJoin::RestoreQueues(RecordNode* node) {
-  const JoinRecord& rec = node->second.rec;
-  const int64_t close = rec.impression().event_time_ms() + rules_->max_window_ms();
-  if (rec.closed()) {
+  const RecordEntry& rec = node->second;
+  const int64_t close = rec.event_time_ms + rules_->max_window_ms();
+  if (rec.closed) {
     drop_queue_.push({close + config_.correction_horizon_ms(), node});
   } else {
     close_queue_.push({close, node});
