@@ -81,16 +81,17 @@ void PartitionJoin::AddImpression(Impression imp, std::string features, std::vec
     Advance(out);
     return;
   }
-  // The map's key: stable until the record is forgotten, which only Advance below does.
-  const std::string& rid = it->first;
-  RecordEntry& entry = it->second;
+  // The map's node: stable until the record is forgotten, which only Advance below does.
+  RecordNode* node = &*it;
+  const std::string& rid = node->first;
+  RecordEntry& entry = node->second;
   entry.user_id = imp.user_id();
   entry.item_id = imp.item_id();
   entry.event_time_ms = event_time;
   entry.features = std::move(features);
-  close_queue_.push({event_time + rules_->max_window_ms(), &*it});
-  MarkDirty(rid, &entry);
-  if (policy_ == POLICY_IMMEDIATE) EmitMain(rid, &entry, out);
+  close_queue_.push({event_time + rules_->max_window_ms(), node});
+  MarkDirty(node);
+  if (policy_ == POLICY_IMMEDIATE) EmitMain(node, out);
   auto orphan = orphans_.find(rid);
   if (orphan != orphans_.end()) {
     OrphanLabels labels = std::move(orphan->second);
@@ -99,7 +100,7 @@ void PartitionJoin::AddImpression(Impression imp, std::string features, std::vec
     dirty_orphans_.insert(rid);
     // Its expiry entry is now stale (left in place: removing it would be a search).
     if (orphan_queue_.size() > 2 * orphans_.size() + kOrphanQueueSlack) RebuildOrphanQueue();
-    for (const Label& l : labels.labels()) ApplyLabel(rid, &entry, l, out);
+    for (const Label& l : labels.labels()) ApplyLabel(node, l, out);
   }
   Advance(out);
 }
@@ -110,7 +111,7 @@ void PartitionJoin::AddLabel(const Label& label, std::vector<JoinedSample>* out)
   if (rules_->TasksForKind(label.kind()).empty()) {
     probe_->UnusedLabel(label.kind());
   } else if (auto it = records_.find(rid); it != records_.end()) {
-    ApplyLabel(rid, &it->second, label, out);
+    ApplyLabel(&*it, label, out);
   } else {
     OrphanLabels& o = orphans_[rid];
     bool dup = false;
@@ -127,15 +128,14 @@ void PartitionJoin::AddLabel(const Label& label, std::vector<JoinedSample>* out)
   Advance(out);
 }
 
-void PartitionJoin::MarkDirty(const std::string& rid, RecordEntry* entry) {
-  if (entry->dirty) return;
-  entry->dirty = true;
-  dirty_records_.push_back(rid);
+void PartitionJoin::MarkDirty(RecordNode* node) {
+  if (node->second.dirty_slot >= 0) return;
+  node->second.dirty_slot = static_cast<int32_t>(dirty_records_.size());
+  dirty_records_.push_back(node);
 }
 
-void PartitionJoin::ApplyLabel(const std::string& rid, RecordEntry* entry, const Label& label,
-                               std::vector<JoinedSample>* out) {
-  RecordEntry* rec = entry;
+void PartitionJoin::ApplyLabel(RecordNode* node, const Label& label, std::vector<JoinedSample>* out) {
+  RecordEntry* rec = &node->second;
   const int64_t imp_time = rec->event_time_ms;
   const bool arrived_in_time = policy_ == POLICY_IMMEDIATE ? !rec->closed : !rec->window_sample_emitted;
   bool changed = false, late = false, all_dup = true;
@@ -170,10 +170,10 @@ void PartitionJoin::ApplyLabel(const std::string& rid, RecordEntry* entry, const
     probe_->LabelJoined(label.kind(), (label.event_time_ms() - imp_time) / 1000.0);
   }
   if (!changed) return;
-  MarkDirty(rid, entry);
-  if (policy_ == POLICY_IMMEDIATE && !rec->closed) EmitDuplicates(rid, entry, /*include_late=*/false, out);
+  MarkDirty(node);
+  if (policy_ == POLICY_IMMEDIATE && !rec->closed) EmitDuplicates(node, /*include_late=*/false, out);
   if (policy_ == POLICY_WAIT_CORRECT && rec->window_sample_emitted) {
-    EmitDuplicates(rid, entry, /*include_late=*/true, out);
+    EmitDuplicates(node, /*include_late=*/true, out);
   }
 }
 
@@ -237,8 +237,9 @@ void PartitionJoin::Emit(JoinedSample joined, std::vector<JoinedSample>* out) {
   out->push_back(std::move(joined));
 }
 
-void PartitionJoin::EmitMain(const std::string& rid, RecordEntry* entry, std::vector<JoinedSample>* out) {
-  RecordEntry* rec = entry;
+void PartitionJoin::EmitMain(RecordNode* node, std::vector<JoinedSample>* out) {
+  const std::string& rid = node->first;
+  RecordEntry* rec = &node->second;
   const int n = rules_->size();
   if (policy_ == POLICY_IMMEDIATE) {
     JoinedSample joined = BaseSample(rid, *rec, rid, ORIGIN_IMMEDIATE_NEGATIVE);
@@ -265,12 +266,12 @@ void PartitionJoin::EmitMain(const std::string& rid, RecordEntry* entry, std::ve
     Emit(std::move(joined), out);
   }
   rec->window_sample_emitted = true;
-  MarkDirty(rid, entry);
+  MarkDirty(node);
 }
 
-void PartitionJoin::EmitDuplicates(const std::string& rid, RecordEntry* entry, bool include_late,
-                                   std::vector<JoinedSample>* out) {
-  RecordEntry* rec = entry;
+void PartitionJoin::EmitDuplicates(RecordNode* node, bool include_late, std::vector<JoinedSample>* out) {
+  const std::string& rid = node->first;
+  RecordEntry* rec = &node->second;
   const TaskValues v = Evaluate(*rec, include_late);
   const bool immediate = policy_ == POLICY_IMMEDIATE;
   for (int t = 0; t < rules_->size(); ++t) {
@@ -288,31 +289,34 @@ void PartitionJoin::EmitDuplicates(const std::string& rid, RecordEntry* entry, b
     for (int d : rules_->Dependents(t)) s.set_mask(d, true);  // enter their space as fake negatives
     s.set_correction(!immediate);
     rec->positive_emitted |= bit;
-    MarkDirty(rid, entry);
+    MarkDirty(node);
     Emit(std::move(joined), out);
   }
 }
 
 void PartitionJoin::CloseWindow(RecordNode* node, std::vector<JoinedSample>* out) {
-  const std::string& rid = node->first;
   RecordEntry* entry = &node->second;
-  if (policy_ != POLICY_IMMEDIATE) EmitMain(rid, entry, out);
-  if (policy_ == POLICY_WAIT_CORRECT) EmitDuplicates(rid, entry, /*include_late=*/true, out);
+  if (policy_ != POLICY_IMMEDIATE) EmitMain(node, out);
+  if (policy_ == POLICY_WAIT_CORRECT) EmitDuplicates(node, /*include_late=*/true, out);
   entry->closed = true;
-  MarkDirty(rid, entry);
+  MarkDirty(node);
   if (policy_ != POLICY_WAIT_CORRECT) std::string().swap(entry->features);  // needed later only for corrections
   if (config_.correction_horizon_ms() <= 0) {
-    ForgetRecord(rid);  // erases *node: nothing below may touch it
+    ForgetRecord(node);  // erases *node: nothing below may touch it
     return;
   }
   drop_queue_.push({entry->event_time_ms + rules_->max_window_ms() + config_.correction_horizon_ms(), node});
 }
 
-void PartitionJoin::ForgetRecord(const std::string& rid) {
-  auto it = records_.find(rid);
-  if (it == records_.end()) return;
-  if (!it->second.dirty) dirty_records_.push_back(rid);  // its deletion is a change too
-  records_.erase(it);  // rid may be the erased node's key: not read after this
+void PartitionJoin::ForgetRecord(RecordNode* node) {
+  if (const int32_t slot = node->second.dirty_slot; slot >= 0) {  // swap-remove from the changed list
+    RecordNode* last = dirty_records_.back();
+    dirty_records_[static_cast<size_t>(slot)] = last;
+    last->second.dirty_slot = slot;
+    dirty_records_.pop_back();
+  }
+  deleted_records_.push_back(node->first);
+  records_.erase(deleted_records_.back());  // by the copy: the node's own key goes with it
 }
 
 void PartitionJoin::Advance(std::vector<JoinedSample>* out) {
@@ -333,7 +337,7 @@ void PartitionJoin::CloseEarliest(std::vector<JoinedSample>* out) {
 void PartitionJoin::ForgetEarliest() {
   RecordNode* node = drop_queue_.top().node;
   drop_queue_.pop();
-  ForgetRecord(node->first);
+  ForgetRecord(node);
 }
 
 bool PartitionJoin::ExpireEarliestOrphan() {

@@ -133,7 +133,9 @@ class PartitionJoin {
   // Snapshot no earlier than after this many changed entries (default 65536; tests
   // lower it to exercise snapshots).
   void SetSnapshotMinEntries(size_t n);
-  bool dirty() const { return !dirty_records_.empty() || !dirty_orphans_.empty() || meta_dirty_; }
+  bool dirty() const {
+    return !dirty_records_.empty() || !deleted_records_.empty() || !dirty_orphans_.empty() || meta_dirty_;
+  }
 
   int32_t partition() const { return partition_; }
   int64_t watermark() const;
@@ -170,7 +172,7 @@ class PartitionJoin {
     uint64_t window_positive = 0;
     bool window_sample_emitted = false;
     bool closed = false;
-    bool dirty = false;  // changed since the last checkpoint
+    int32_t dirty_slot = -1;  // index in dirty_records_ while changed since the last checkpoint
   };
   // An element of records_: its address is stable until the record is erased.
   using RecordNode = std::pair<const std::string, RecordEntry>;
@@ -178,11 +180,12 @@ class PartitionJoin {
   static void RecordToProto(const std::string& rid, const RecordEntry& rec, JoinRecord* out);
   static void RecordFromProto(JoinRecord* stored, RecordEntry* rec);
   // Notes that `entry` changed: its id joins the next checkpoint's changes once.
-  void MarkDirty(const std::string& rid, RecordEntry* entry);
+  void MarkDirty(RecordNode* node);
   // Applies one label to an existing record; emits duplicates/corrections.
-  void ApplyLabel(const std::string& rid, RecordEntry* entry, const Label& label, std::vector<JoinedSample>* out);
+  void ApplyLabel(RecordNode* node, const Label& label, std::vector<JoinedSample>* out);
   void CloseWindow(RecordNode* node, std::vector<JoinedSample>* out);
-  void ForgetRecord(const std::string& rid);
+  // Erases the record; its deletion is the next checkpoint's change.
+  void ForgetRecord(RecordNode* node);
   // Each pops the earliest entry of its queue and acts on it: close the window, or
   // forget the closed record.
   void CloseEarliest(std::vector<JoinedSample>* out);
@@ -214,8 +217,8 @@ class PartitionJoin {
   // record's unless copy_features is false.
   JoinedSample BaseSample(const std::string& rid, const RecordEntry& rec, const std::string& sample_id,
                           SampleOrigin origin, bool copy_features = true) const;
-  void EmitMain(const std::string& rid, RecordEntry* entry, std::vector<JoinedSample>* out);
-  void EmitDuplicates(const std::string& rid, RecordEntry* entry, bool include_late, std::vector<JoinedSample>* out);
+  void EmitMain(RecordNode* node, std::vector<JoinedSample>* out);
+  void EmitDuplicates(RecordNode* node, bool include_late, std::vector<JoinedSample>* out);
   void Emit(JoinedSample sample, std::vector<JoinedSample>* out);
   void RestoreQueues(RecordNode* node);
   // Load: applies one changelog entry; false when its payload does not parse.
@@ -254,8 +257,11 @@ class PartitionJoin {
   std::priority_queue<OrphanDue, std::vector<OrphanDue>, std::greater<>> orphan_queue_;
   size_t orphan_count_ = 0;
   // Ids of records changed (or forgotten) since the last checkpoint, each once per
-  // checkpoint (RecordEntry.dirty says whether it is listed already).
-  std::vector<std::string> dirty_records_;
+  // checkpoint: live ones by their node (RecordEntry.dirty_slot is the index; a
+  // forgotten one leaves by swap-remove), forgotten ones by id. The checkpoint writes
+  // the deletions first, so an id forgotten and then seen again ends up live.
+  std::vector<RecordNode*> dirty_records_;
+  std::vector<std::string> deleted_records_;
   std::unordered_set<std::string> dirty_orphans_;
   JoinRecord stored_;  // scratch: a record's stored form at checkpoint
   bool meta_dirty_ = false;

@@ -42,7 +42,7 @@ std::string PartitionMetaKey(int32_t partition) { return JoinPartitionPrefix(par
 
 size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const std::string& labels_topic,
                                      store::WriteBatch* batch) {
-  const size_t n = dirty_records_.size() + dirty_orphans_.size();
+  const size_t n = dirty_records_.size() + deleted_records_.size() + dirty_orphans_.size();
   entries_since_snapshot_ += n;
   SegmentWriter segments(partition_, &log_next_seq_, batch);
   const size_t live = records_.size() + orphans_.size();
@@ -53,7 +53,7 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
     for (auto& [rid, entry] : records_) {
       RecordToProto(rid, entry, &stored_);
       segments.Add(JoinLogEntry::kRecord, rid, &stored_);
-      entry.dirty = false;
+      entry.dirty_slot = -1;
     }
     for (const auto& [rid, o] : orphans_) segments.Add(JoinLogEntry::kOrphans, rid, &o);
     segments.Finish();
@@ -69,16 +69,12 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
     entries_since_snapshot_ = 0;
     legacy_keys_ = false;
   } else {
-    // Each changed id: its current value, or a deletion when it is gone.
-    for (const std::string& rid : dirty_records_) {
-      auto it = records_.find(rid);
-      if (it == records_.end()) {
-        segments.Add(JoinLogEntry::kRecordDeleted, rid, nullptr);
-      } else {
-        RecordToProto(rid, it->second, &stored_);
-        segments.Add(JoinLogEntry::kRecord, rid, &stored_);
-        it->second.dirty = false;
-      }
+    // Deletions first: an id forgotten and seen again since is live (and listed below).
+    for (const std::string& rid : deleted_records_) segments.Add(JoinLogEntry::kRecordDeleted, rid, nullptr);
+    for (RecordNode* node : dirty_records_) {
+      RecordToProto(node->first, node->second, &stored_);
+      segments.Add(JoinLogEntry::kRecord, node->first, &stored_);
+      node->second.dirty_slot = -1;
     }
     for (const std::string& rid : dirty_orphans_) {
       auto it = orphans_.find(rid);
@@ -104,6 +100,7 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
   meta.set_log_next_seq(log_next_seq_);
   batch->Put(kMetaFamily, PartitionMetaKey(partition_), meta.SerializeAsString());
   dirty_records_.clear();
+  deleted_records_.clear();
   dirty_orphans_.clear();
   meta_dirty_ = false;
   return n;
@@ -171,7 +168,7 @@ void PartitionJoin::RecordFromProto(JoinRecord* stored, RecordEntry* rec) {
   rec->closed = stored->closed();
   rec->positive_emitted = stored->positive_emitted();
   rec->window_positive = stored->window_positive();
-  rec->dirty = false;
+  rec->dirty_slot = -1;
 }
 
 void PartitionJoin::RestoreQueues(RecordNode* node) {

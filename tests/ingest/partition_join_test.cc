@@ -563,6 +563,26 @@ TEST_F(JoinStoreTest, ForgottenRecordsAreGoneAfterReload) {
   EXPECT_EQ(loaded->closed_records(), 0u);
 }
 
+TEST_F(JoinStoreTest, RecordForgottenAndSeenAgainBetweenCheckpointsIsStoredLive) {
+  Make(POLICY_WAIT, [](FreshetConfig* c) { c->mutable_ingest()->set_correction_horizon_ms(0); });
+  join_->AddImpression(Imp("a", T), &out_);
+  join_->AddImpression(Imp("b", T + 20000), &out_);
+  join_->AddImpression(Imp("c", T + 21000), &out_);
+  Tick(T + 31000);  // closes and forgets "a" while "b" and "c" are unsaved changes
+  ASSERT_TRUE(Find("a").has_value());
+  join_->AddImpression(Imp("a", T + 32000), &out_);  // the same id again: a new record
+  Save();
+  out_.clear();
+  join_ = Reload();
+  ASSERT_NE(join_, nullptr);
+  EXPECT_EQ(join_->open_records(), 4u);  // a (the second), b, c and the tick impression
+  Tick(T + 100000);
+  ASSERT_TRUE(Find("a").has_value());
+  EXPECT_EQ(Find("a")->event_time_ms(), T + 32000);
+  EXPECT_TRUE(Find("b").has_value());
+  EXPECT_TRUE(Find("c").has_value());
+}
+
 // Count of changelog segments stored for partition 0.
 size_t SegmentCount(const store::KvStore& store) {
   size_t n = 0;
