@@ -53,8 +53,10 @@ IngestProbe::IngestProbe(MetricsRegistry* r, LabelPolicy policy) : registry_(r),
                                  "Windows closed early because both state bounds were hit");
   retention_evictions_ = r->GetCounter("freshet_ingest_retention_evictions_total",
                                        "Closed impressions forgotten early to stay within the state bound");
-  checkpoint_seconds_ = r->GetHistogram("freshet_ingest_checkpoint_seconds", "Flush + state write per checkpoint",
-                                        ExponentialBuckets(0.001, 2, 14));
+  checkpoint_seconds_ = r->GetHistogram(
+      "freshet_ingest_checkpoint_seconds",
+      "Per checkpoint: collecting changes, waiting for its samples' delivery, the state write",
+      ExponentialBuckets(0.001, 2, 14));
 }
 
 void IngestProbe::Sample(SampleOrigin origin, double freshness_s) {
