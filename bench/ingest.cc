@@ -15,7 +15,7 @@
 // (a figure that load from other processes disturbs less than wall time) and what
 // checkpoints cost on the joiner thread and on the checkpoint writer's.
 //
-//   build/bench/bench_ingest [--impressions N] [--brokers B] [--event-rate R]
+//   build/bench/bench_ingest [--impressions N] [--brokers B] [--event-rate R] [--join-threads T]
 //
 // Last line: one JSON object (docs/benchmarks.md).
 #include <time.h>
@@ -32,6 +32,7 @@
 #include "bench/sim_events.h"
 #include "common/json.h"
 #include "common/logging.h"
+#include "common/worker_pool.h"
 #include "common/metrics.h"
 #include "ingest/embedded_kafka.h"
 #include "ingest/event_decoder.h"
@@ -106,9 +107,11 @@ Status PassThrough(freshet::ingest::EmbeddedKafka& kafka, int linger_ms, size_t 
 }
 
 // Decodes, joins (one PartitionJoin per partition, the config's policy) and
-// serializes as samples every event in one thread, with no Kafka and no store: what
-// the joiner's own work costs. Impressions first, then labels, then one flush event
-// per partition at flush_ms, so every window closes. *seconds for all of it.
+// serializes as samples every event, with no Kafka and no store: what the joiner's
+// own work costs. Split over config.ingest().join_threads threads as the joiner
+// splits it (partition p on thread p % threads). Per partition: its impressions,
+// then its labels, then one flush event at flush_ms, so every window closes.
+// *seconds for all of it.
 Status JoinAlone(const freshet::FreshetConfig& config, const Collector& events, int64_t flush_ms, double* seconds,
                  size_t* samples) {
   namespace ingest = freshet::ingest;
@@ -116,54 +119,67 @@ Status JoinAlone(const freshet::FreshetConfig& config, const Collector& events, 
   freshet::MetricsRegistry metrics;
   ingest::IngestProbe probe(&metrics, config.ingest().policy());
   std::vector<std::unique_ptr<ingest::PartitionJoin>> joins;
+  std::vector<std::vector<const std::pair<std::string, std::string>*>> impressions(kPartitions), labels(kPartitions);
   for (int p = 0; p < kPartitions; ++p) {
     joins.push_back(std::make_unique<ingest::PartitionJoin>(p, &rules, config.ingest(), &probe, freshet::Clock::Real()));
   }
-  auto join_of = [&](const std::string& key) { return joins[std::hash<std::string>()(key) % kPartitions].get(); };
+  auto part = [](const std::string& key) { return std::hash<std::string>()(key) % kPartitions; };
+  for (const auto& e : events.impressions) impressions[part(e.first)].push_back(&e);
+  for (const auto& e : events.labels) labels[part(e.first)].push_back(&e);
   ingest::DecodeLimits limits;
   limits.max_message_bytes = config.kafka().max_message_bytes();
   limits.now_ms = freshet::Clock::Real()->NowMs();
-  std::vector<ingest::JoinedSample> out;
-  size_t emitted = 0;
-  auto serialize = [&] {
-    for (const ingest::JoinedSample& s : out) emitted += s.Serialize().size() > 0;
-    out.clear();
-  };
+  const int threads = config.ingest().join_threads();
+  freshet::WorkerPool pool(threads);
+  std::vector<size_t> emitted(static_cast<size_t>(threads), 0);
+  std::vector<Status> failed(static_cast<size_t>(threads));
   const auto t0 = Steady::now();
-  for (const auto& [key, value] : events.impressions) {
-    ingest::ImpressionEvent imp;
-    if (ingest::Rejection r = ingest::DecodeImpression(key, value, limits, &imp); !r.ok()) {
-      return freshet::InternalError("impression rejected: " + r.detail);
+  pool.Run(threads, [&](int k) {
+    std::vector<ingest::JoinedSample> out;
+    auto serialize = [&] {
+      for (const ingest::JoinedSample& s : out) emitted[k] += s.Serialize().size() > 0;
+      out.clear();
+    };
+    freshet::Label label;
+    for (int p = k; p < kPartitions; p += threads) {
+      ingest::PartitionJoin* join = joins[p].get();
+      for (const auto* e : impressions[p]) {
+        ingest::ImpressionEvent imp;
+        if (ingest::Rejection r = ingest::DecodeImpression(e->first, e->second, limits, &imp); !r.ok()) {
+          failed[k] = freshet::InternalError("impression rejected: " + r.detail);
+          return;
+        }
+        join->AddImpression(std::move(imp.header), std::move(imp.features), &out);
+        serialize();
+      }
+      for (const auto* e : labels[p]) {
+        if (ingest::Rejection r = ingest::DecodeLabel(e->first, e->second, limits, &label); !r.ok()) {
+          failed[k] = freshet::InternalError("label rejected: " + r.detail);
+          return;
+        }
+        join->AddLabel(label, &out);
+        serialize();
+      }
+      freshet::Label flush;
+      flush.set_request_id("flush");
+      flush.set_user_id(1);
+      flush.set_item_id(1);
+      flush.set_event_time_ms(flush_ms);
+      flush.set_kind(freshet::LABEL_COLLECT);  // unused by the default tasks
+      freshet::Impression imp;
+      imp.set_request_id(flush.request_id());
+      imp.set_user_id(1);
+      imp.set_item_id(1);
+      imp.set_event_time_ms(flush_ms);
+      join->AddImpression(std::move(imp), &out);
+      join->AddLabel(flush, &out);
+      serialize();
     }
-    join_of(key)->AddImpression(std::move(imp.header), std::move(imp.features), &out);
-    serialize();
-  }
-  freshet::Label label;
-  for (const auto& [key, value] : events.labels) {
-    if (ingest::Rejection r = ingest::DecodeLabel(key, value, limits, &label); !r.ok()) {
-      return freshet::InternalError("label rejected: " + r.detail);
-    }
-    join_of(key)->AddLabel(label, &out);
-    serialize();
-  }
-  for (auto& join : joins) {
-    freshet::Label flush;
-    flush.set_request_id("flush");
-    flush.set_user_id(1);
-    flush.set_item_id(1);
-    flush.set_event_time_ms(flush_ms);
-    flush.set_kind(freshet::LABEL_COLLECT);  // unused by the default tasks
-    freshet::Impression imp;
-    imp.set_request_id(flush.request_id());
-    imp.set_user_id(1);
-    imp.set_item_id(1);
-    imp.set_event_time_ms(flush_ms);
-    join->AddImpression(std::move(imp), &out);
-    join->AddLabel(flush, &out);
-    serialize();
-  }
+  });
   *seconds = Seconds(t0);
-  *samples = emitted;
+  for (const Status& f : failed) RETURN_IF_ERROR(f);
+  *samples = 0;
+  for (size_t e : emitted) *samples += e;
   return Status::Ok();
 }
 
@@ -173,17 +189,20 @@ int main(int argc, char** argv) {
   int64_t n = 150'000;
   int brokers = 3;
   double event_rate = 10'000;
+  int join_threads = 0;  // 0: the config's default
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--impressions") n = std::stoll(argv[i + 1]);
     else if (flag == "--brokers") brokers = std::stoi(argv[i + 1]);
     else if (flag == "--event-rate") event_rate = std::stod(argv[i + 1]);
+    else if (flag == "--join-threads") join_threads = std::stoi(argv[i + 1]);
     else return Fail("bench_ingest", freshet::InvalidArgumentError(
-                                         "usage: bench_ingest [--impressions N] [--brokers B] [--event-rate R]"));
+                                         "usage: bench_ingest [--impressions N] [--brokers B] [--event-rate R] [--join-threads T]"));
   }
   if (!(event_rate > 0)) return Fail("bench_ingest", freshet::InvalidArgumentError("--event-rate must be > 0"));
   freshet::SetMinLogLevel(freshet::LogLevel::kWarning);
   freshet::FreshetConfig config = freshet::ops::DefaultConfig();
+  if (join_threads > 0) config.mutable_ingest()->set_join_threads(join_threads);
 
   // Events: n impressions at event_rate per second of event time and all their labels
   // (bench/sim_events.h). At the default 10k/s the 150k impressions span 15 s, less than
@@ -334,8 +353,9 @@ int main(int argc, char** argv) {
   if (Status s = JoinAlone(config, events, now - 60'000, &alone_s, &alone_samples); !s.ok()) {
     return Fail("bench_ingest", s);
   }
-  std::printf("join alone (decode, join, serialize; no Kafka, no store): %zu events -> %zu samples in %.2fs: "
-              "%.0f events/s\n", total, alone_samples, alone_s, total / alone_s);
+  std::printf("join alone (decode, join, serialize on %d thread(s); no Kafka, no store): %zu events -> %zu samples "
+              "in %.2fs: %.0f events/s\n", config.ingest().join_threads(), total, alone_samples, alone_s,
+              total / alone_s);
   const double rate = total / joiner_s, raw = total / raw_s;
   freshet::JsonWriter w;
   w.BeginObject()
@@ -350,6 +370,7 @@ int main(int argc, char** argv) {
       .Key("join_alone_events_per_s").Double(total / alone_s)
       .Key("events").Int(static_cast<int64_t>(total))
       .Key("event_rate").Double(event_rate)
+      .Key("join_threads").Int(config.ingest().join_threads())
       .Key("impressions").Int(static_cast<int64_t>(impressions))
       .Key("samples").Int(static_cast<int64_t>(samples))
       .Key("joiner_cpu_s").Double(joiner_cpu_s)

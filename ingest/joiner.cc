@@ -16,6 +16,9 @@ namespace freshet::ingest {
 namespace {
 
 constexpr int kForceCloseBatch = 1000;
+// Batches smaller than this are joined on the consumer thread alone: waking the join
+// threads would cost more than it saves.
+constexpr size_t kMinParallelBatch = 256;
 constexpr int64_t kLagRefreshUs = 1'000'000;  // consumer lag gauges: at most once a second
 
 }  // namespace
@@ -62,6 +65,8 @@ StatusOr<std::unique_ptr<Joiner>> Joiner::Create(Options options) {
   copt.on_assign = [raw](std::vector<TopicPartitionOffset>* tps) { raw->OnAssign(tps); };
   copt.on_revoke = [raw](const std::vector<TopicPartitionOffset>& tps) { raw->OnRevoke(tps); };
   ASSIGN_OR_RETURN(j->consumer_, KafkaConsumer::Create(copt));
+  j->pool_ = std::make_unique<WorkerPool>(c.ingest().join_threads());
+  j->lanes_.resize(static_cast<size_t>(c.ingest().join_threads()));
   j->writer_ = std::make_unique<CheckpointWriter>(j->producer_.get(), j->options_.store, &j->batch_clock_);
   return j;
 }
@@ -86,7 +91,7 @@ PartitionJoin* Joiner::StateFor(int32_t partition) {
   return slot.get();
 }
 
-void Joiner::DeadLetter(const KafkaMessage& m, const std::string& reason, const std::string& detail) {
+void Joiner::DeadLetter(const KafkaMessage& m, const std::string& reason, const std::string& detail, Lane* lane) {
   freshet::DeadLetter d;
   d.set_source_topic(m.topic);
   d.set_partition(m.partition);
@@ -96,7 +101,7 @@ void Joiner::DeadLetter(const KafkaMessage& m, const std::string& reason, const 
   d.set_payload(m.value);
   d.set_rejected_at_ms(batch_clock_.NowMs());
   d.set_component("ingest");
-  pending_.emplace_back("\x01" + m.key, d.SerializeAsString());  // \x01 marks the dead-letter topic
+  lane->pending.emplace_back("\x01" + m.key, d.SerializeAsString());  // \x01 marks the dead-letter topic
   probe_->DeadLetter(reason);
   deadletters_.fetch_add(1);
   static RateLimiter limiter(5000);
@@ -107,38 +112,81 @@ void Joiner::DeadLetter(const KafkaMessage& m, const std::string& reason, const 
   }
 }
 
-void Joiner::Process(const KafkaMessage& m) {
+void Joiner::ProcessBatch(size_t n, size_t stale_before) {
+  const int lanes = n >= kMinParallelBatch ? pool_->threads() : 1;
+  for (Lane& lane : lanes_) lane.messages.clear();
+  size_t skipped = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const KafkaMessage& m = batch_[i];
+    if (i < stale_before && std::find(rebalanced_.begin(), rebalanced_.end(), m.partition) != rebalanced_.end()) {
+      ++skipped;
+      continue;
+    }
+    PartitionJoin* join = StateFor(m.partition);  // creates state here, never inside the lanes
+    lanes_[static_cast<size_t>(m.partition % lanes)].messages.emplace_back(&m, join);
+  }
+  if (skipped > 0) {
+    LOG_INFO("ingest_rebalance_skipped").Kv("messages", skipped).Kv("effect", "read again from the stored offsets");
+  }
+  // Each lane touches only its own partitions and scratch; metrics are atomic.
+  pool_->Run(lanes, [&](int k) {
+    Lane& lane = lanes_[static_cast<size_t>(k)];
+    for (const auto& [m, join] : lane.messages) Process(*m, join, &lane);
+    for (auto& [p, join] : partitions_) {
+      if (p % lanes == k) join->Advance(&lane.emitted);  // an input may have gone idle
+    }
+    QueueEmitted(&lane);
+  });
+  MergeLanes();
+}
+
+void Joiner::Process(const KafkaMessage& m, PartitionJoin* join, Lane* lane) {
   const KafkaConfig& kc = options_.config.kafka();
   const bool is_imp = m.topic == kc.impressions_topic();
-  PartitionJoin* join = StateFor(m.partition);
   join->SetConsumed(is_imp, m.offset + 1);
-  events_.fetch_add(1);
+  ++lane->events;
   DecodeLimits limits;
   limits.max_message_bytes = kc.max_message_bytes();
   limits.now_ms = batch_clock_.NowMs();
   limits.max_future_skew_ms = options_.config.ingest().max_future_skew_ms();
   const int64_t wm = join->watermark();
   if (wm != PartitionJoin::kNoTime) limits.oldest_impression_ms = wm - options_.config.ingest().max_impression_age_ms();
-  emitted_.clear();
   if (is_imp) {
     ImpressionEvent imp;
     Rejection r = DecodeImpression(m.key, m.value, limits, &imp);
-    if (!r.ok()) return DeadLetter(m, r.reason, r.detail);
+    if (!r.ok()) return DeadLetter(m, r.reason, r.detail, lane);
     probe_->Event(true);
-    join->AddImpression(std::move(imp.header), std::move(imp.features), &emitted_);
+    join->AddImpression(std::move(imp.header), std::move(imp.features), &lane->emitted);
   } else {
-    Rejection r = DecodeLabel(m.key, m.value, limits, &label_);
-    if (!r.ok()) return DeadLetter(m, r.reason, r.detail);
+    Rejection r = DecodeLabel(m.key, m.value, limits, &lane->label);
+    if (!r.ok()) return DeadLetter(m, r.reason, r.detail, lane);
     probe_->Event(false);
-    join->AddLabel(label_, &emitted_);
+    join->AddLabel(lane->label, &lane->emitted);
   }
-  QueueEmitted();
+  QueueEmitted(lane);
 }
 
-void Joiner::QueueEmitted() {
-  for (const JoinedSample& s : emitted_) pending_.emplace_back(std::to_string(s.sample.user_id()), s.Serialize());
-  samples_.fetch_add(emitted_.size());
-  emitted_.clear();
+void Joiner::QueueEmitted(Lane* lane) {
+  for (const JoinedSample& s : lane->emitted) {
+    lane->pending.emplace_back(std::to_string(s.sample.user_id()), s.Serialize());
+  }
+  lane->samples += lane->emitted.size();
+  lane->emitted.clear();
+}
+
+void Joiner::MergeLanes() {
+  for (Lane& lane : lanes_) {
+    if (pending_.empty()) {
+      pending_.swap(lane.pending);
+    } else {
+      pending_.insert(pending_.end(), std::make_move_iterator(lane.pending.begin()),
+                      std::make_move_iterator(lane.pending.end()));
+      lane.pending.clear();
+    }
+    events_.fetch_add(lane.events);
+    samples_.fetch_add(lane.samples);
+    lane.events = lane.samples = 0;
+  }
 }
 
 Status Joiner::ProducePending() {
@@ -169,12 +217,16 @@ Status Joiner::RunOnce(int poll_ms) {
   // it), then process it under one lock. The messages' storage is reused.
   if (batch_.size() < static_cast<size_t>(options_.max_batch)) batch_.resize(static_cast<size_t>(options_.max_batch));
   size_t n = 0;
+  size_t stale_before = 0;  // batch_[0, stale_before) was read before a rebalance callback
+  rebalanced_.clear();
   for (; n < batch_.size(); ++n) {
+    const size_t rebalanced = rebalanced_.size();
     StatusOr<bool> got = consumer_->PollInto(n == 0 ? poll_ms : 0, &batch_[n]);
+    if (rebalanced_.size() != rebalanced) stale_before = n;
     if (n == 0) batch_clock_.Tick();  // after the first poll, which may have waited up to poll_ms
     if (!got.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
-      for (size_t i = 0; i < n; ++i) Process(batch_[i]);  // read: their effects are kept until the restart
+      ProcessBatch(n, stale_before);  // read: their effects are kept until the restart
       error_ = got.status();
       return error_;
     }
@@ -182,9 +234,7 @@ Status Joiner::RunOnce(int poll_ms) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = 0; i < n; ++i) Process(batch_[i]);
-    for (auto& [p, join] : partitions_) join->Advance(&emitted_);  // an input may have gone idle
-    QueueEmitted();
+    ProcessBatch(n, stale_before);
     ApplyBackpressure();
     UpdateGauges();
   }
@@ -227,50 +277,9 @@ void Joiner::ApplyBackpressure() {
     toggle(&imp_paused, join->OverRecordBound(), join->BelowResumeRecords(), kc.impressions_topic(), "open_impressions");
     toggle(&label_paused, join->OverOrphanBound(), join->BelowResumeOrphans(), kc.labels_topic(), "orphan_labels");
     if (imp_paused && label_paused) {  // neither input can advance the watermark: escalate
-      join->ForceCloseOldest(kForceCloseBatch, &emitted_);
-      QueueEmitted();
-    }
-  }
-}
-
-void Joiner::OnAssign(std::vector<TopicPartitionOffset>* tps) {
-  const KafkaConfig& kc = options_.config.kafka();
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& tp : *tps) {
-    auto& slot = partitions_[tp.partition];
-    if (!slot) {
-      auto loaded = PartitionJoin::Load(*options_.store, tp.partition, rules_.get(), options_.config.ingest(),
-                                        probe_.get(), &batch_clock_);
-      if (!loaded.ok()) {
-        LOG_ERROR("ingest_state_load_failed").Kv("partition", tp.partition).Kv("status", loaded.status().ToString());
-        if (error_.ok()) error_ = loaded.status();
-        partitions_.erase(tp.partition);
-        continue;
-      }
-      slot = std::move(loaded).value();
-      LOG_INFO("ingest_partition_loaded").Kv("partition", tp.partition).Kv("open", slot->open_records())
-          .Kv("orphans", slot->orphan_labels()).Kv("impressions_offset", slot->next_offset(true))
-          .Kv("labels_offset", slot->next_offset(false));
-    }
-    const int64_t stored = slot->next_offset(tp.topic == kc.impressions_topic());
-    if (stored >= 0) tp.offset = stored;  // resume exactly where the stored state ends
-  }
-  assigned_us_.store(batch_clock_.MonotonicUs());
-}
-
-void Joiner::OnRevoke(const std::vector<TopicPartitionOffset>& tps) {
-  std::vector<int32_t> parts;
-  for (const auto& tp : tps) {
-    if (std::find(parts.begin(), parts.end(), tp.partition) == parts.end()) parts.push_back(tp.partition);
-  }
-  Status s = CheckpointPartitions(&parts, /*drop=*/true);
-  if (!s.ok()) {
-    LOG_WARNING("ingest_revoke_checkpoint_failed").Kv("status", s.ToString())
-        .Kv("effect", "the next owner replays from the previous checkpoint");
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int32_t p : parts) {
-      partitions_.erase(p);
-      paused_.erase(p);
+      join->ForceCloseOldest(kForceCloseBatch, &lanes_[0].emitted);
+      QueueEmitted(&lanes_[0]);
+      MergeLanes();
     }
   }
 }

@@ -33,6 +33,7 @@
 #include "common/metrics.h"
 #include "common/signals.h"
 #include "common/status.h"
+#include "common/worker_pool.h"
 #include "ingest/checkpoint_writer.h"
 #include "ingest/kafka_client.h"
 #include "ingest/sample_wire.h"
@@ -114,10 +115,29 @@ class Joiner {
 
  private:
   explicit Joiner(Options options);
-  void Process(const KafkaMessage& m);
-  void DeadLetter(const KafkaMessage& m, const std::string& reason, const std::string& detail);
-  // Moves emitted_ to pending_ as (user id key, Sample bytes). REQUIRES: mu_ held
-  void QueueEmitted();
+  // What one join thread works with during a batch: its messages, its scratch, and
+  // what it queues for the producer (merged into pending_ after the batch).
+  struct Lane {
+    std::vector<std::pair<const KafkaMessage*, PartitionJoin*>> messages;
+    std::vector<JoinedSample> emitted;  // scratch: what the joins just emitted
+    Label label;                        // scratch: the label being decoded (its storage is reused)
+    std::vector<std::pair<std::string, std::string>> pending;  // (key, bytes); \x01 key: dead letter
+    uint64_t events = 0, samples = 0;
+  };
+  // Decodes and joins batch_[0, n) and queues what it yields: on the consumer thread
+  // alone, or, for a large batch with join_threads > 1, on join_threads lanes that
+  // each own the partitions p with p % lanes == lane. Messages of batch_[0,
+  // stale_before) whose partition a rebalance inside the polls assigned or revoked
+  // are skipped: the state was checkpointed (revoke) or loaded and the consumer
+  // rewound (assign) without them, so they are read again, by this joiner or the
+  // partition's next owner. REQUIRES: mu_ held.
+  void ProcessBatch(size_t n, size_t stale_before);
+  void Process(const KafkaMessage& m, PartitionJoin* join, Lane* lane);
+  void DeadLetter(const KafkaMessage& m, const std::string& reason, const std::string& detail, Lane* lane);
+  // Moves lane->emitted to lane->pending as (user id key, Sample bytes).
+  void QueueEmitted(Lane* lane);
+  // Appends every lane's pending to pending_ and counts its events and samples.
+  void MergeLanes();
   PartitionJoin* StateFor(int32_t partition);  // REQUIRES: mu_ held
   Status ProducePending();
   void ApplyBackpressure();
@@ -164,9 +184,12 @@ class Joiner {
   std::map<int32_t, std::unique_ptr<PartitionJoin>> partitions_;  // guarded by mu_
   std::map<int32_t, std::pair<bool, bool>> paused_;  // (impressions, labels); guarded by mu_
   std::vector<std::pair<std::string, std::string>> pending_;  // (key, sample bytes) to produce
-  std::vector<KafkaMessage> batch_;     // scratch: the messages of one RunOnce (consumer thread)
-  std::vector<JoinedSample> emitted_;  // scratch: what the joins just emitted; guarded by mu_
-  Label label_;                        // scratch: the label being decoded (its storage is reused)
+  std::vector<KafkaMessage> batch_;  // scratch: the messages of one RunOnce (consumer thread)
+  // Partitions assigned or revoked by callbacks inside the current RunOnce's polls
+  // (consumer thread).
+  std::vector<int32_t> rebalanced_;
+  std::vector<Lane> lanes_;          // join_threads of them; guarded by mu_
+  std::unique_ptr<WorkerPool> pool_;  // join_threads − 1 threads besides the consumer thread
   Status error_;                                              // sticky; guarded by mu_
   int64_t next_checkpoint_ms_ = 0;
   int64_t last_checkpoint_ms_ = 0;  // guarded by mu_

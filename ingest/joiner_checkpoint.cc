@@ -1,5 +1,7 @@
 // Joiner checkpoints: collected on the consumer thread, finished by the
-// CheckpointWriter (delivery wait, RocksDB write); see joiner.h.
+// CheckpointWriter (delivery wait, RocksDB write); and the rebalance callbacks, which
+// load a partition's state on assignment and checkpoint it on revocation. See
+// joiner.h.
 #include <algorithm>
 
 #include "common/logging.h"
@@ -86,6 +88,50 @@ Status Joiner::FinishCheckpoint(CheckpointWriter::Result r, bool commit) {
   LOG_DEBUG("ingest_checkpoint").Kv("records", r.records).Kv("bytes", r.bytes)
       .Kv("delivery_wait_us", r.delivery_wait_us).Kv("write_us", r.write_us);
   return Status::Ok();
+}
+
+void Joiner::OnAssign(std::vector<TopicPartitionOffset>* tps) {
+  const KafkaConfig& kc = options_.config.kafka();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& tp : *tps) {
+    rebalanced_.push_back(tp.partition);
+    auto& slot = partitions_[tp.partition];
+    if (!slot) {
+      auto loaded = PartitionJoin::Load(*options_.store, tp.partition, rules_.get(), options_.config.ingest(),
+                                        probe_.get(), &batch_clock_);
+      if (!loaded.ok()) {
+        LOG_ERROR("ingest_state_load_failed").Kv("partition", tp.partition).Kv("status", loaded.status().ToString());
+        if (error_.ok()) error_ = loaded.status();
+        partitions_.erase(tp.partition);
+        continue;
+      }
+      slot = std::move(loaded).value();
+      LOG_INFO("ingest_partition_loaded").Kv("partition", tp.partition).Kv("open", slot->open_records())
+          .Kv("orphans", slot->orphan_labels()).Kv("impressions_offset", slot->next_offset(true))
+          .Kv("labels_offset", slot->next_offset(false));
+    }
+    const int64_t stored = slot->next_offset(tp.topic == kc.impressions_topic());
+    if (stored >= 0) tp.offset = stored;  // resume exactly where the stored state ends
+  }
+  assigned_us_.store(batch_clock_.MonotonicUs());
+}
+
+void Joiner::OnRevoke(const std::vector<TopicPartitionOffset>& tps) {
+  std::vector<int32_t> parts;
+  for (const auto& tp : tps) {
+    if (std::find(parts.begin(), parts.end(), tp.partition) == parts.end()) parts.push_back(tp.partition);
+  }
+  rebalanced_.insert(rebalanced_.end(), parts.begin(), parts.end());
+  Status s = CheckpointPartitions(&parts, /*drop=*/true);
+  if (!s.ok()) {
+    LOG_WARNING("ingest_revoke_checkpoint_failed").Kv("status", s.ToString())
+        .Kv("effect", "the next owner replays from the previous checkpoint");
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int32_t p : parts) {
+      partitions_.erase(p);
+      paused_.erase(p);
+    }
+  }
 }
 
 }  // namespace freshet::ingest

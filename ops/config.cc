@@ -326,6 +326,8 @@ Status Validate(const FreshetConfig& c) {
   v.Require(in.correction_horizon_ms() >= 0, "ingest.correction_horizon_ms", in.correction_horizon_ms(), "must be >= 0");
   v.Require(in.max_future_skew_ms() > 0, "ingest.max_future_skew_ms", in.max_future_skew_ms(), "must be > 0");
   v.Require(in.idle_input_ms() > 0, "ingest.idle_input_ms", in.idle_input_ms(), "must be > 0");
+  v.Require(in.join_threads() >= 1 && in.join_threads() <= 64, "ingest.join_threads", in.join_threads(),
+            "must be in [1, 64]");
   v.Require(!in.consumer_group().empty(), "ingest.consumer_group", "\"\"", "must name a consumer group");
 
   const LearnerConfig& l = c.learner();

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "learner/cpu/layers.h"
-#include "learner/cpu/worker_pool.h"
+#include "common/worker_pool.h"
 
 namespace freshet::cpu {
 

@@ -30,7 +30,7 @@
 #include "learner/cpu/loss.h"
 #include "learner/cpu/ops.h"
 #include "learner/cpu/twin.h"
-#include "learner/cpu/worker_pool.h"
+#include "common/worker_pool.h"
 #include "store/projection_cache.h"
 
 namespace freshet::cpu {

@@ -1,15 +1,18 @@
 // Joiner against the embedded Kafka cluster over real sockets: a simulated stream
 // yields exactly one sample per impression with the labels the simulator generated;
 // a corpus of bad messages lands in `deadletter` with the right reasons while good
-// traffic keeps flowing.
+// traffic keeps flowing; a rebalance mid-stream (with two join threads) changes none
+// of the samples.
 #include "ingest/joiner.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "ingest/embedded_kafka.h"
 #include "ops/config.h"
@@ -55,6 +58,7 @@ class JoinerIntegrationTest : public ::testing::Test {
     jo.config = config_;
     jo.store = store_.get();
     jo.metrics = &metrics_;
+    jo.max_batch = max_batch_;
     auto j = Joiner::Create(jo);
     ASSERT_TRUE(j.ok()) << j.status();
     joiner_ = std::move(j).value();
@@ -69,6 +73,8 @@ class JoinerIntegrationTest : public ::testing::Test {
     }
   }
 
+  void ExpectOneExactSamplePerImpression(testutil::RecordingSink& sink);
+
   std::unique_ptr<EmbeddedKafka> kafka_;
   FreshetConfig config_;
   std::filesystem::path dir_;
@@ -76,6 +82,7 @@ class JoinerIntegrationTest : public ::testing::Test {
   std::unique_ptr<KafkaProducer> producer_;
   MetricsRegistry metrics_;
   std::unique_ptr<Joiner> joiner_;
+  int max_batch_ = 5000;
 };
 
 TEST_F(JoinerIntegrationTest, SimulatedStreamGivesOneExactSamplePerImpression) {
@@ -97,6 +104,20 @@ TEST_F(JoinerIntegrationTest, SimulatedStreamGivesOneExactSamplePerImpression) {
   std::printf("joined %zu impressions + %zu labels into %zu samples in %.2f s (incl. group join)\n", n,
               sink.label_count, n, secs);
 
+  ExpectOneExactSamplePerImpression(sink);
+  // Metrics contract.
+  EXPECT_EQ(metrics_.GetCounter("freshet_ingest_events_total", "", {{"topic", "impressions"}})->Value(),
+            n + kPartitions);
+  EXPECT_EQ(metrics_.GetCounter("freshet_ingest_samples_total", "", {{"policy", "wait"}})->Value(), n);
+  const std::string text = metrics_.Render();
+  EXPECT_NE(text.find("freshet_freshness_seconds_bucket{stage=\"joined\""), std::string::npos);
+  EXPECT_NE(text.find("freshet_ingest_label_delay_seconds_bucket{kind=\"click\""), std::string::npos);
+}
+
+// The samples topic holds exactly one sample per impression of `sink`, with the
+// labels and masks the `wait` policy must give it.
+void JoinerIntegrationTest::ExpectOneExactSamplePerImpression(testutil::RecordingSink& sink) {
+  const size_t n = sink.impressions.size();
   auto messages = testutil::ReadTopic(kafka_->bootstrap(), "samples", 30000,
                                       [&](const std::vector<KafkaMessage>& m) { return m.size() >= n; });
   ASSERT_EQ(messages.size(), n);
@@ -123,13 +144,55 @@ TEST_F(JoinerIntegrationTest, SimulatedStreamGivesOneExactSamplePerImpression) {
     EXPECT_EQ(s.event_time_ms(), imp.event_time_ms());
   }
   EXPECT_GT(positives, n / 20);  // the simulator's click rate is far above 5%
-  // Metrics contract.
-  EXPECT_EQ(metrics_.GetCounter("freshet_ingest_events_total", "", {{"topic", "impressions"}})->Value(),
-            n + kPartitions);
-  EXPECT_EQ(metrics_.GetCounter("freshet_ingest_samples_total", "", {{"policy", "wait"}})->Value(), n);
-  const std::string text = metrics_.Render();
-  EXPECT_NE(text.find("freshet_freshness_seconds_bucket{stage=\"joined\""), std::string::npos);
-  EXPECT_NE(text.find("freshet_ingest_label_delay_seconds_bucket{kind=\"click\""), std::string::npos);
+}
+
+// Two join threads, and a second member joining the group mid-stream and leaving
+// again: the joiner checkpoints and drops every partition at the revocation, takes
+// half back, then all, reloading each from its store and reading on from the stored
+// offsets (messages it had read but not joined before a rebalance are read again).
+// The samples are still exactly one per impression, with the right labels.
+TEST_F(JoinerIntegrationTest, RebalancesMidStreamKeepEverySampleExact) {
+  config_.mutable_ingest()->set_join_threads(2);
+  max_batch_ = 300;  // above the lanes' minimum; paced below so the rebalance lands mid-stream
+  const int64_t start = Clock::Real()->NowMs() - 600000;
+  testutil::RecordingSink sink(producer_.get(), config_.kafka());
+  ops::TrafficSimulator sim(config_.simulator(), start);
+  ASSERT_TRUE(sim.AdvanceTo(start + 120000, &sink).ok());
+  ASSERT_TRUE(sink.FlushWatermarks(kPartitions, start + 120000 + 200000).ok());
+  const size_t n = sink.impressions.size();
+  const uint64_t total = n + sink.label_count + 2 * kPartitions;
+
+  StartJoiner();
+  const int64_t deadline = Clock::Real()->NowMs() + 60000;
+  while (joiner_->stats().events < total / 10 && Clock::Real()->NowMs() < deadline) {
+    ASSERT_TRUE(joiner_->RunOnce(100).ok());
+  }
+
+  KafkaConsumer::Options co;
+  co.bootstrap_servers = kafka_->bootstrap();
+  co.group_id = config_.ingest().consumer_group();
+  std::atomic<int> other_assigned{0};
+  co.on_assign = [&](std::vector<TopicPartitionOffset>* tps) { other_assigned += static_cast<int>(tps->size()); };
+  auto other = KafkaConsumer::Create(co);
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE((*other)->Subscribe({config_.kafka().impressions_topic(), config_.kafka().labels_topic()}).ok());
+  // Both members poll until the second one holds partitions (it reads, joins nothing).
+  while (other_assigned.load() == 0 && Clock::Real()->NowMs() < deadline) {
+    ASSERT_TRUE(joiner_->RunOnce(20).ok());
+    ASSERT_TRUE((*other)->Poll(20).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // ~6k events/s: the stream outlasts the group join
+  }
+  ASSERT_GT(other_assigned.load(), 0) << "no rebalance within 60 s";
+  ASSERT_LT(joiner_->stats().events, total * 3 / 4) << "the rebalance came too late to test a handover mid-stream";
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(joiner_->RunOnce(20).ok());
+    ASSERT_TRUE((*other)->Poll(20).ok());
+  }
+  ASSERT_TRUE((*other)->Close().ok());  // leaves: the joiner takes every partition back
+  RunUntilSamples(n);
+  ASSERT_TRUE(joiner_->Stop().ok());
+  EXPECT_EQ(joiner_->stats().samples, n);
+  ExpectOneExactSamplePerImpression(sink);
 }
 
 TEST_F(JoinerIntegrationTest, BadInputGoesToDeadLetterWhileGoodTrafficFlows) {

@@ -1,8 +1,8 @@
-// WorkerPool hands out every part exactly once, and LearnerConfig.threads changes
+// WorkerPool (common/worker_pool.h) hands out every part exactly once, and LearnerConfig.threads changes
 // nothing a model computes: training with 1, 2 and 3 threads gives bit-identical
 // learner state (parameters, optimizer state, embeddings) for every family, including
 // HoME with BatchNorm and feature gates, and for the reference model's shapes.
-#include "learner/cpu/worker_pool.h"
+#include "common/worker_pool.h"
 
 #include <gtest/gtest.h>
 

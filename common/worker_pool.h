@@ -1,5 +1,6 @@
-// WorkerPool: the few persistent threads a CPU model uses to split its large layers
-// (LearnerConfig.threads). A call hands out `parts` pieces of work numbered 0..parts−1
+// WorkerPool: a few persistent threads that split work: a CPU model's large layers
+// (LearnerConfig.threads), the joiner's partitions (IngestConfig.join_threads). A
+// call hands out `parts` pieces of work numbered 0..parts−1
 // and returns when all are done; the caller's thread does its share, so threads = 1
 // means no extra thread at all and plain sequential execution.
 //
@@ -27,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-namespace freshet::cpu {
+namespace freshet {
 
 class WorkerPool {
  public:
@@ -59,4 +60,4 @@ class WorkerPool {
   int parts_ = 0;
 };
 
-}  // namespace freshet::cpu
+}  // namespace freshet

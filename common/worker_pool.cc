@@ -1,11 +1,11 @@
 // WorkerPool: generation counter + spin-then-sleep hand-off (see worker_pool.h).
-#include "learner/cpu/worker_pool.h"
+#include "common/worker_pool.h"
 
 #include <chrono>
 
 #include "common/check.h"
 
-namespace freshet::cpu {
+namespace freshet {
 namespace {
 
 // How long a thread busy-waits for the next Run / for its peers before sleeping.
@@ -85,4 +85,4 @@ void WorkerPool::WorkerLoop(int index) {
   }
 }
 
-}  // namespace freshet::cpu
+}  // namespace freshet
