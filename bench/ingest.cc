@@ -16,6 +16,7 @@
 // checkpoints cost on the joiner thread and on the checkpoint writer's.
 //
 //   build/bench/bench_ingest [--impressions N] [--brokers B] [--event-rate R] [--join-threads T]
+//                            [--checkpoint-interval-ms MS]
 //
 // Last line: one JSON object (docs/benchmarks.md).
 #include <time.h>
@@ -190,19 +191,23 @@ int main(int argc, char** argv) {
   int brokers = 3;
   double event_rate = 10'000;
   int join_threads = 0;  // 0: the config's default
+  int64_t checkpoint_interval_ms = 0;  // 0: the config's default
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--impressions") n = std::stoll(argv[i + 1]);
     else if (flag == "--brokers") brokers = std::stoi(argv[i + 1]);
     else if (flag == "--event-rate") event_rate = std::stod(argv[i + 1]);
     else if (flag == "--join-threads") join_threads = std::stoi(argv[i + 1]);
+    else if (flag == "--checkpoint-interval-ms") checkpoint_interval_ms = std::stoll(argv[i + 1]);
     else return Fail("bench_ingest", freshet::InvalidArgumentError(
-                                         "usage: bench_ingest [--impressions N] [--brokers B] [--event-rate R] [--join-threads T]"));
+                                         "usage: bench_ingest [--impressions N] [--brokers B] [--event-rate R] [--join-threads T] "
+                                         "[--checkpoint-interval-ms MS]"));
   }
   if (!(event_rate > 0)) return Fail("bench_ingest", freshet::InvalidArgumentError("--event-rate must be > 0"));
   freshet::SetMinLogLevel(freshet::LogLevel::kWarning);
   freshet::FreshetConfig config = freshet::ops::DefaultConfig();
   if (join_threads > 0) config.mutable_ingest()->set_join_threads(join_threads);
+  if (checkpoint_interval_ms > 0) config.mutable_ingest()->set_checkpoint_interval_ms(checkpoint_interval_ms);
 
   // Events: n impressions at event_rate per second of event time and all their labels
   // (bench/sim_events.h). At the default 10k/s the 150k impressions span 15 s, less than
@@ -378,6 +383,8 @@ int main(int argc, char** argv) {
       .Key("checkpoints").Int(static_cast<int64_t>(checkpoints))
       .Key("checkpoint_s").Double(checkpoint_s)
       .Key("checkpoint_mb").Double(checkpoint_mb)
+      .Key("checkpoint_bytes_per_impression").Double(checkpoint_mb * 1e6 / static_cast<double>(impressions))
+      .Key("checkpoint_interval_ms").Int(config.ingest().checkpoint_interval_ms())
       .EndObject();
   std::printf("%s\n", w.str().c_str());
   return 0;

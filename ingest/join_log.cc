@@ -26,7 +26,8 @@ bool GetVarint(std::string_view* in, uint64_t* v) {
 }
 
 bool KnownType(char c) {
-  return c == static_cast<char>(JoinLogEntry::kRecord) || c == static_cast<char>(JoinLogEntry::kRecordDeleted) ||
+  return c == static_cast<char>(JoinLogEntry::kRecord) || c == static_cast<char>(JoinLogEntry::kRecordUpdate) ||
+         c == static_cast<char>(JoinLogEntry::kRecordDeleted) ||
          c == static_cast<char>(JoinLogEntry::kOrphans) || c == static_cast<char>(JoinLogEntry::kOrphansDeleted);
 }
 

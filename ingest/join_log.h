@@ -9,7 +9,8 @@
 //
 //   key   = 4-byte big-endian partition, 'L', 8-byte big-endian sequence number
 //   value = entries, each: type byte, varint id length, id, varint payload length,
-//           payload (a serialized JoinRecord or OrphanLabels; empty for deletions)
+//           payload (a serialized JoinRecord, one without its features for an
+//           update, or OrphanLabels; empty for deletions)
 //
 // Which segments are live (first and next sequence number) is in the partition's
 // PartitionMeta, written in the same WriteBatch as the segments and the offsets.
@@ -38,6 +39,9 @@ namespace freshet::ingest {
 
 enum class JoinLogEntry : char {
   kRecord = 'r',          // payload: JoinRecord
+  // payload: JoinRecord without its features, which stay as the record's earlier
+  // kRecord entry in the live log left them (they never change, only go at close).
+  kRecordUpdate = 'u',
   kRecordDeleted = 'R',   // payload empty
   kOrphans = 'o',         // payload: OrphanLabels
   kOrphansDeleted = 'O',  // payload empty

@@ -173,11 +173,15 @@ class PartitionJoin {
     bool window_sample_emitted = false;
     bool closed = false;
     int32_t dirty_slot = -1;  // index in dirty_records_ while changed since the last checkpoint
+    // The store's live log holds a full entry of this record (its features): later
+    // changes are written as updates without the features.
+    bool stored = false;
   };
   // An element of records_: its address is stable until the record is erased.
   using RecordNode = std::pair<const std::string, RecordEntry>;
-  // Stored form: `out` is overwritten (its storage reused).
-  static void RecordToProto(const std::string& rid, const RecordEntry& rec, JoinRecord* out);
+  // Stored form: `out` is overwritten (its storage reused); the features only when
+  // with_features.
+  static void RecordToProto(const std::string& rid, const RecordEntry& rec, bool with_features, JoinRecord* out);
   static void RecordFromProto(JoinRecord* stored, RecordEntry* rec);
   // Notes that `entry` changed: its id joins the next checkpoint's changes once.
   void MarkDirty(RecordNode* node);

@@ -51,9 +51,10 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
     // load stays within about three times the live state.
     const uint64_t first = log_next_seq_;
     for (auto& [rid, entry] : records_) {
-      RecordToProto(rid, entry, &stored_);
+      RecordToProto(rid, entry, /*with_features=*/true, &stored_);
       segments.Add(JoinLogEntry::kRecord, rid, &stored_);
       entry.dirty_slot = -1;
+      entry.stored = true;
     }
     for (const auto& [rid, o] : orphans_) segments.Add(JoinLogEntry::kOrphans, rid, &o);
     segments.Finish();
@@ -71,10 +72,14 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
   } else {
     // Deletions first: an id forgotten and seen again since is live (and listed below).
     for (const std::string& rid : deleted_records_) segments.Add(JoinLogEntry::kRecordDeleted, rid, nullptr);
+    // A record already in the log is rewritten without its features: labels and
+    // flags change, the feature bytes (most of a record) do not.
     for (RecordNode* node : dirty_records_) {
-      RecordToProto(node->first, node->second, &stored_);
-      segments.Add(JoinLogEntry::kRecord, node->first, &stored_);
-      node->second.dirty_slot = -1;
+      RecordEntry& rec = node->second;
+      RecordToProto(node->first, rec, /*with_features=*/!rec.stored, &stored_);
+      segments.Add(rec.stored ? JoinLogEntry::kRecordUpdate : JoinLogEntry::kRecord, node->first, &stored_);
+      rec.dirty_slot = -1;
+      rec.stored = true;
     }
     for (const std::string& rid : dirty_orphans_) {
       auto it = orphans_.find(rid);
@@ -109,9 +114,19 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
 bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std::string_view payload) {
   const std::string rid(id);
   switch (type) {
-    case JoinLogEntry::kRecord: {
+    case JoinLogEntry::kRecord:
+    case JoinLogEntry::kRecordUpdate: {
       if (!stored_.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
-      RecordFromProto(&stored_, &records_[rid]);
+      const bool update = type == JoinLogEntry::kRecordUpdate;
+      auto it = records_.find(rid);
+      if (update && it == records_.end()) return false;  // an update follows its record's full entry
+      RecordEntry& rec = update ? it->second : records_[rid];
+      std::string features = update ? std::move(rec.features) : std::string();
+      RecordFromProto(&stored_, &rec);
+      if (update) rec.features = std::move(features);
+      // Features go at close except under wait_correct (as CloseWindow does); an
+      // update written after the close does not carry that, so drop them here.
+      if (rec.closed && policy_ != POLICY_WAIT_CORRECT) std::string().swap(rec.features);
       return true;
     }
     case JoinLogEntry::kOrphans: {
@@ -130,7 +145,8 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
 
 void PartitionJoin::SetSnapshotMinEntries(size_t n) { snapshot_min_entries_ = n; }
 
-void PartitionJoin::RecordToProto(const std::string& rid, const RecordEntry& rec, JoinRecord* out) {
+void PartitionJoin::RecordToProto(const std::string& rid, const RecordEntry& rec, bool with_features,
+                                  JoinRecord* out) {
   out->Clear();  // keeps the storage of its strings and repeated labels
   Impression* imp = out->mutable_impression();
   imp->set_request_id(rid);
@@ -149,7 +165,7 @@ void PartitionJoin::RecordToProto(const std::string& rid, const RecordEntry& rec
   out->set_closed(rec.closed);
   out->set_positive_emitted(rec.positive_emitted);
   out->set_window_positive(rec.window_positive);
-  out->set_features(rec.features);
+  if (with_features) out->set_features(rec.features);
 }
 
 void PartitionJoin::RecordFromProto(JoinRecord* stored, RecordEntry* rec) {
@@ -169,6 +185,7 @@ void PartitionJoin::RecordFromProto(JoinRecord* stored, RecordEntry* rec) {
   rec->positive_emitted = stored->positive_emitted();
   rec->window_positive = stored->window_positive();
   rec->dirty_slot = -1;
+  rec->stored = true;  // it came from the store's live log
 }
 
 void PartitionJoin::RestoreQueues(RecordNode* node) {

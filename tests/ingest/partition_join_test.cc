@@ -583,6 +583,48 @@ TEST_F(JoinStoreTest, RecordForgottenAndSeenAgainBetweenCheckpointsIsStoredLive)
   EXPECT_TRUE(Find("c").has_value());
 }
 
+TEST_F(JoinStoreTest, ChangedRecordIsWrittenWithoutItsFeaturesAndReloadsWithThem) {
+  for (LabelPolicy policy : {POLICY_WAIT, POLICY_WAIT_CORRECT, POLICY_IMMEDIATE}) {
+    SCOPED_TRACE(PolicyLabel(policy));
+    std::filesystem::remove_all(dir_);
+    store_.reset();
+    SetUp();
+    out_.clear();
+    Make(policy);
+    Impression big = Imp("a", T);
+    for (int i = 0; i < 200; ++i) big.mutable_sparse(0)->add_ids(1000 + i);  // features dominate the record
+    join_->AddImpression(big, &out_);
+    store::WriteBatch first;
+    join_->CollectChanges("imp", "lab", &first);
+    ASSERT_TRUE(store_->Write(first).ok());
+    join_->AddLabel(Lab("a", LABEL_CLICK, T + 1000), &out_);  // changes the stored record
+    store::WriteBatch second;
+    join_->CollectChanges("imp", "lab", &second);
+    ASSERT_TRUE(store_->Write(second).ok());
+    EXPECT_LT(second.bytes() * 4, first.bytes()) << "the update carried the features again";
+
+    out_.clear();
+    join_ = Reload();
+    ASSERT_NE(join_, nullptr);
+    // After the reload, the next sample of "a" carries the features of the first,
+    // full entry and the click of the update: under immediate the like's duplicate
+    // (like is in its space because click is positive), otherwise the window's sample.
+    if (policy == POLICY_IMMEDIATE) join_->AddLabel(Lab("a", LABEL_LIKE, T + 2000), &out_);
+    Tick(T + 200000);
+    std::optional<Sample> s = Find(policy == POLICY_IMMEDIATE ? "a#p:like" : "a");
+    ASSERT_TRUE(s.has_value());
+    ASSERT_EQ(s->sparse_size(), 1);
+    EXPECT_EQ(s->sparse(0).ids_size(), 201);
+    if (policy == POLICY_IMMEDIATE) {
+      EXPECT_TRUE(s->mask(1));
+      EXPECT_EQ(s->label(1), 1.0f);
+    } else {
+      EXPECT_TRUE(s->mask(0));
+      EXPECT_EQ(s->label(0), 1.0f);
+    }
+  }
+}
+
 // Count of changelog segments stored for partition 0.
 size_t SegmentCount(const store::KvStore& store) {
   size_t n = 0;
