@@ -75,34 +75,49 @@ double ThreadCpuSeconds() { return CpuSeconds(CLOCK_THREAD_CPUTIME_ID); }
 // Every thread of the process: the joiner, librdkafka's and the embedded brokers'.
 double ProcessCpuSeconds() { return CpuSeconds(CLOCK_PROCESS_CPUTIME_ID); }
 
-// Reads `total` events of `impressions` and `labels` in a group of its own and
-// produces each impression's bytes unchanged to `pass_through`; *seconds from the
-// assignment until the last of them is delivered.
-Status PassThrough(freshet::ingest::EmbeddedKafka& kafka, int linger_ms, size_t total, double* seconds) {
-  RETURN_IF_ERROR(kafka.CreateTopic("pass_through", kPartitions));
+// Reads `total` events of `impressions` and `labels` in group `group`, printing
+// progress each second under `what`; with pass_through, also produces each
+// impression's bytes unchanged to topic `pass_through` (created here) and waits for
+// their delivery. *seconds runs from the assignment to the end.
+Status ReadAll(freshet::ingest::EmbeddedKafka& kafka, const std::string& group, const char* what, size_t total,
+               bool pass_through, int linger_ms, double* seconds) {
   freshet::ingest::KafkaConsumer::Options copt;
   copt.bootstrap_servers = kafka.bootstrap();
-  copt.group_id = "bench-pass-through";
+  copt.group_id = group;
   int64_t assigned_us = 0;
   copt.on_assign = [&](std::vector<freshet::ingest::TopicPartitionOffset>*) {
     assigned_us = freshet::Clock::Real()->MonotonicUs();
   };
   ASSIGN_OR_RETURN(auto consumer, freshet::ingest::KafkaConsumer::Create(copt));
-  freshet::ingest::KafkaProducer::Options popt;
-  popt.bootstrap_servers = kafka.bootstrap();
-  popt.linger_ms = linger_ms;
-  ASSIGN_OR_RETURN(auto producer, freshet::ingest::KafkaProducer::Create(popt));
+  std::unique_ptr<freshet::ingest::KafkaProducer> producer;
+  if (pass_through) {
+    RETURN_IF_ERROR(kafka.CreateTopic("pass_through", kPartitions));
+    freshet::ingest::KafkaProducer::Options popt;
+    popt.bootstrap_servers = kafka.bootstrap();
+    popt.linger_ms = linger_ms;
+    ASSIGN_OR_RETURN(producer, freshet::ingest::KafkaProducer::Create(popt));
+  }
   RETURN_IF_ERROR(consumer->Subscribe({"impressions", "labels"}));
   const auto deadline = Steady::now() + std::chrono::minutes(2);
+  Steady::time_point last_print = Steady::now();
   freshet::ingest::KafkaMessage m;
   for (size_t got = 0; got < total;) {
-    if (Steady::now() > deadline) return freshet::DeadlineExceededError("pass-through read too few events in 2 min");
+    if (Steady::now() > deadline) {
+      return freshet::DeadlineExceededError(std::string(what) + " read " + std::to_string(got) + " of " +
+                                            std::to_string(total) + " events in 2 min (partition too big for the "
+                                            "embedded cluster's retention?)");
+    }
     ASSIGN_OR_RETURN(bool read, consumer->PollInto(1000, &m));
     if (!read) continue;
     ++got;
-    if (m.topic == "impressions") RETURN_IF_ERROR(producer->Produce("pass_through", m.key, m.value));
+    if (producer && m.topic == "impressions") RETURN_IF_ERROR(producer->Produce("pass_through", m.key, m.value));
+    if (Seconds(last_print) >= 1.0) {
+      last_print = Steady::now();
+      std::printf("  %s: %zu/%zu events, %.0f events/s\n", what, got, total, got / SecondsSinceUs(assigned_us));
+      std::fflush(stdout);
+    }
   }
-  RETURN_IF_ERROR(producer->Flush(60000));
+  if (producer) RETURN_IF_ERROR(producer->Flush(60000));
   *seconds = SecondsSinceUs(assigned_us);
   return Status::Ok();
 }
@@ -161,19 +176,11 @@ Status JoinAlone(const freshet::FreshetConfig& config, const Collector& events, 
         join->AddLabel(label, &out);
         serialize();
       }
-      freshet::Label flush;
-      flush.set_request_id("flush");
-      flush.set_user_id(1);
-      flush.set_item_id(1);
-      flush.set_event_time_ms(flush_ms);
-      flush.set_kind(freshet::LABEL_COLLECT);  // unused by the default tasks
-      freshet::Impression imp;
-      imp.set_request_id(flush.request_id());
-      imp.set_user_id(1);
-      imp.set_item_id(1);
-      imp.set_event_time_ms(flush_ms);
-      join->AddImpression(std::move(imp), &out);
-      join->AddLabel(flush, &out);
+      freshet::Impression flush_impression;
+      freshet::Label flush_label;
+      ingest::MakeWatermarkFlush(p, flush_ms, &flush_impression, &flush_label);
+      join->AddImpression(std::move(flush_impression), &out);
+      join->AddLabel(flush_label, &out);
       serialize();
     }
   });
@@ -240,45 +247,16 @@ int main(int argc, char** argv) {
 
   // (1) Raw consume: the same topics, no processing.
   double raw_s = 0;
-  {
-    freshet::ingest::KafkaConsumer::Options copt;
-    copt.bootstrap_servers = (*kafka)->bootstrap();
-    copt.group_id = "bench-raw";
-    int64_t assigned_us = 0;
-    copt.on_assign = [&](std::vector<freshet::ingest::TopicPartitionOffset>*) {
-      assigned_us = freshet::Clock::Real()->MonotonicUs();
-    };
-    auto consumer = freshet::ingest::KafkaConsumer::Create(copt);
-    if (!consumer.ok()) return Fail("bench_ingest", consumer.status());
-    if (Status s = (*consumer)->Subscribe({"impressions", "labels"}); !s.ok()) return Fail("bench_ingest", s);
-    size_t got = 0;
-    Steady::time_point last_print = Steady::now();
-    const auto raw_deadline = Steady::now() + std::chrono::minutes(2);
-    while (got < total) {
-      if (Steady::now() > raw_deadline) {
-        return Fail("bench_ingest", freshet::DeadlineExceededError("raw consumer read " + std::to_string(got) + " of " +
-                                                   std::to_string(total) + " events in 2 min (partition too big for"
-                                                   " the embedded cluster's retention?)"));
-      }
-      auto m = (*consumer)->Poll(1000);
-      if (!m.ok()) return Fail("bench_ingest", m.status());
-      if (!m->has_value()) continue;
-      ++got;
-      if (Seconds(last_print) >= 1.0) {
-        last_print = Steady::now();
-        std::printf("  raw: %zu/%zu events, %.0f events/s\n", got, total, got / SecondsSinceUs(assigned_us));
-        std::fflush(stdout);
-      }
-    }
-    raw_s = SecondsSinceUs(assigned_us);
-    std::printf("raw consume: %zu events in %.2fs: %.0f events/s\n", total, raw_s, total / raw_s);
-  }
+  if (Status s = ReadAll(**kafka, "bench-raw", "raw", total, false, 0, &raw_s); !s.ok()) return Fail("bench_ingest", s);
+  std::printf("raw consume: %zu events in %.2fs: %.0f events/s\n", total, raw_s, total / raw_s);
 
   // (1b) Kafka's share: the same topics read, and each impression passed through
   // unchanged to a topic of its own (no decode, join or state). The joiner cannot be
   // faster than this; it says how much of its time the cluster and clients take.
   double pass_s = 0;
-  if (Status s = PassThrough(**kafka, config.kafka().linger_ms(), total, &pass_s); !s.ok()) {
+  if (Status s = ReadAll(**kafka, "bench-pass-through", "pass-through", total, true, config.kafka().linger_ms(),
+                         &pass_s);
+      !s.ok()) {
     return Fail("bench_ingest", s);
   }
   std::printf("pass-through (consume, produce each impression): %zu events in %.2fs: %.0f events/s\n", total, pass_s,

@@ -11,8 +11,12 @@
 #include "common/status.h"
 #include "ingest/kafka_client.h"
 #include "schemas/config.pb.h"
+#include "schemas/events.pb.h"
 
 namespace freshet::ingest {
+
+// The flush events of partition `partition` at event time `t`.
+void MakeWatermarkFlush(int partition, int64_t t, Impression* impression, Label* label);
 
 // Produces the flush events to kafka.impressions_topic() and kafka.labels_topic(),
 // partitions 0 .. partitions-1, and waits for delivery (up to 10 s).
