@@ -142,8 +142,8 @@ class Joiner {
   Status ProducePending();
   void ApplyBackpressure();
   // Synchronous checkpoint of `only` (nullptr: every partition), after the one in
-  // flight; drop: then forget those partitions (revocation).
-  Status CheckpointPartitions(const std::vector<int32_t>* only, bool drop);
+  // flight; commit: also commit the group offsets (not inside a revocation).
+  Status CheckpointPartitions(const std::vector<int32_t>* only, bool commit);
   // Produces what is pending, collects the changes of `only` (nullptr: all) and hands
   // them to the writer. REQUIRES: !writer_->Busy().
   Status SubmitCheckpoint(const std::vector<int32_t>* only);

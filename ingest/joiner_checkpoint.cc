@@ -18,26 +18,17 @@ constexpr int kFlushTimeoutMs = 10000;
 
 }  // namespace
 
-Status Joiner::Checkpoint() { return CheckpointPartitions(nullptr, /*drop=*/false); }
+Status Joiner::Checkpoint() { return CheckpointPartitions(nullptr, /*commit=*/true); }
 
-Status Joiner::CheckpointPartitions(const std::vector<int32_t>* only, bool drop) {
+Status Joiner::CheckpointPartitions(const std::vector<int32_t>* only, bool commit) {
   batch_clock_.Tick();
   const int64_t t0 = batch_clock_.MonotonicUs();
   // The one in flight first: batches reach the store in the order collected.
-  // No group commit inside a revocation (drop): the callback only checkpoints.
-  if (auto earlier = writer_->Wait(kFlushTimeoutMs)) RETURN_IF_ERROR(FinishCheckpoint(std::move(*earlier), !drop));
+  if (auto earlier = writer_->Wait(kFlushTimeoutMs)) RETURN_IF_ERROR(FinishCheckpoint(std::move(*earlier), commit));
   RETURN_IF_ERROR(SubmitCheckpoint(only));
   std::optional<CheckpointWriter::Result> result = writer_->Wait(kFlushTimeoutMs);
   checkpoint_us_.fetch_add(static_cast<uint64_t>(batch_clock_.MonotonicUs() - t0));
-  RETURN_IF_ERROR(FinishCheckpoint(std::move(*result), /*commit=*/!drop));
-  if (drop) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int32_t p : *only) {
-      partitions_.erase(p);
-      paused_.erase(p);
-    }
-  }
-  return Status::Ok();
+  return FinishCheckpoint(std::move(*result), commit);
 }
 
 Status Joiner::SubmitCheckpoint(const std::vector<int32_t>* only) {
@@ -122,15 +113,16 @@ void Joiner::OnRevoke(const std::vector<TopicPartitionOffset>& tps) {
     if (std::find(parts.begin(), parts.end(), tp.partition) == parts.end()) parts.push_back(tp.partition);
   }
   rebalanced_.insert(rebalanced_.end(), parts.begin(), parts.end());
-  Status s = CheckpointPartitions(&parts, /*drop=*/true);
+  // No group commit inside the revocation callback: it only checkpoints.
+  Status s = CheckpointPartitions(&parts, /*commit=*/false);
   if (!s.ok()) {
     LOG_WARNING("ingest_revoke_checkpoint_failed").Kv("status", s.ToString())
         .Kv("effect", "the next owner replays from the previous checkpoint");
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int32_t p : parts) {
-      partitions_.erase(p);
-      paused_.erase(p);
-    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);  // written or not, the partitions are no longer ours
+  for (int32_t p : parts) {
+    partitions_.erase(p);
+    paused_.erase(p);
   }
 }
 
