@@ -74,17 +74,16 @@ void PartitionJoin::AddImpression(Impression impression, std::vector<JoinedSampl
 void PartitionJoin::AddImpression(Impression imp, std::string features, std::vector<JoinedSample>* out) {
   const int64_t event_time = imp.event_time_ms();
   ObserveTime(event_time, true);
-  // The id moves into the key only when it is new (try_emplace leaves it otherwise).
-  auto [it, inserted] = records_.try_emplace(std::move(*imp.mutable_request_id()));
+  // The id moves into the node only when it is new (Emplace leaves it otherwise).
+  auto [node, inserted] = records_.Emplace(std::move(*imp.mutable_request_id()));
   if (!inserted) {
     probe_->DuplicateImpression();
     Advance(out);
     return;
   }
-  // The map's node: stable until the record is forgotten, which only Advance below does.
-  RecordNode* node = &*it;
-  const std::string& rid = node->first;
-  RecordEntry& entry = node->second;
+  // Stable until the record is forgotten, which only Advance below does.
+  const std::string& rid = node->id;
+  RecordEntry& entry = node->rec;
   entry.user_id = imp.user_id();
   entry.item_id = imp.item_id();
   entry.event_time_ms = event_time;
@@ -110,8 +109,8 @@ void PartitionJoin::AddLabel(const Label& label, std::vector<JoinedSample>* out)
   const std::string& rid = label.request_id();
   if (rules_->TasksForKind(label.kind()).empty()) {
     probe_->UnusedLabel(label.kind());
-  } else if (auto it = records_.find(rid); it != records_.end()) {
-    ApplyLabel(&*it, label, out);
+  } else if (RecordNode* node = records_.Find(rid)) {
+    ApplyLabel(node, label, out);
   } else {
     OrphanLabels& o = orphans_[rid];
     bool dup = false;
@@ -129,13 +128,13 @@ void PartitionJoin::AddLabel(const Label& label, std::vector<JoinedSample>* out)
 }
 
 void PartitionJoin::MarkDirty(RecordNode* node) {
-  if (node->second.dirty_slot >= 0) return;
-  node->second.dirty_slot = static_cast<int32_t>(dirty_records_.size());
+  if (node->rec.dirty_slot >= 0) return;
+  node->rec.dirty_slot = static_cast<int32_t>(dirty_records_.size());
   dirty_records_.push_back(node);
 }
 
 void PartitionJoin::ApplyLabel(RecordNode* node, const Label& label, std::vector<JoinedSample>* out) {
-  RecordEntry* rec = &node->second;
+  RecordEntry* rec = &node->rec;
   const int64_t imp_time = rec->event_time_ms;
   const bool arrived_in_time = policy_ == POLICY_IMMEDIATE ? !rec->closed : !rec->window_sample_emitted;
   bool changed = false, late = false, all_dup = true;
@@ -238,8 +237,8 @@ void PartitionJoin::Emit(JoinedSample joined, std::vector<JoinedSample>* out) {
 }
 
 void PartitionJoin::EmitMain(RecordNode* node, std::vector<JoinedSample>* out) {
-  const std::string& rid = node->first;
-  RecordEntry* rec = &node->second;
+  const std::string& rid = node->id;
+  RecordEntry* rec = &node->rec;
   const int n = rules_->size();
   if (policy_ == POLICY_IMMEDIATE) {
     JoinedSample joined = BaseSample(rid, *rec, rid, ORIGIN_IMMEDIATE_NEGATIVE);
@@ -270,8 +269,8 @@ void PartitionJoin::EmitMain(RecordNode* node, std::vector<JoinedSample>* out) {
 }
 
 void PartitionJoin::EmitDuplicates(RecordNode* node, bool include_late, std::vector<JoinedSample>* out) {
-  const std::string& rid = node->first;
-  RecordEntry* rec = &node->second;
+  const std::string& rid = node->id;
+  RecordEntry* rec = &node->rec;
   const TaskValues v = Evaluate(*rec, include_late);
   const bool immediate = policy_ == POLICY_IMMEDIATE;
   for (int t = 0; t < rules_->size(); ++t) {
@@ -295,7 +294,7 @@ void PartitionJoin::EmitDuplicates(RecordNode* node, bool include_late, std::vec
 }
 
 void PartitionJoin::CloseWindow(RecordNode* node, std::vector<JoinedSample>* out) {
-  RecordEntry* entry = &node->second;
+  RecordEntry* entry = &node->rec;
   if (policy_ != POLICY_IMMEDIATE) EmitMain(node, out);
   if (policy_ == POLICY_WAIT_CORRECT) EmitDuplicates(node, /*include_late=*/true, out);
   entry->closed = true;
@@ -309,14 +308,13 @@ void PartitionJoin::CloseWindow(RecordNode* node, std::vector<JoinedSample>* out
 }
 
 void PartitionJoin::ForgetRecord(RecordNode* node) {
-  if (const int32_t slot = node->second.dirty_slot; slot >= 0) {  // swap-remove from the changed list
+  if (const int32_t slot = node->rec.dirty_slot; slot >= 0) {  // swap-remove from the changed list
     RecordNode* last = dirty_records_.back();
     dirty_records_[static_cast<size_t>(slot)] = last;
-    last->second.dirty_slot = slot;
+    last->rec.dirty_slot = slot;
     dirty_records_.pop_back();
   }
-  deleted_records_.push_back(node->first);
-  records_.erase(deleted_records_.back());  // by the copy: the node's own key goes with it
+  deleted_records_.push_back(std::move(records_.Release(node)->id));
 }
 
 void PartitionJoin::Advance(std::vector<JoinedSample>* out) {

@@ -65,6 +65,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "ingest/id_table.h"
 #include "ingest/ingest_probe.h"
 #include "ingest/join_log.h"
 #include "ingest/join_state.pb.h"
@@ -158,7 +159,7 @@ class PartitionJoin {
     float value;
     bool timely;
   };
-  // One impression's join state; its request id is the records_ key. A plain struct
+  // One impression's join state; its request id is its RecordNode's id. A plain struct
   // rather than its stored form (JoinRecord): one allocation with its map node
   // instead of a message per impression and per label. RecordToProto/FromProto
   // convert at checkpoint and load.
@@ -177,8 +178,11 @@ class PartitionJoin {
     // changes are written as updates without the features.
     bool stored = false;
   };
-  // An element of records_: its address is stable until the record is erased.
-  using RecordNode = std::pair<const std::string, RecordEntry>;
+  // An element of records_: its address is stable until the record is forgotten.
+  struct RecordNode {
+    std::string id;  // request id
+    RecordEntry rec;
+  };
   // Stored form: `out` is overwritten (its storage reused); the features only when
   // with_features.
   static void RecordToProto(const std::string& rid, const RecordEntry& rec, bool with_features, JoinRecord* out);
@@ -248,10 +252,10 @@ class PartitionJoin {
   struct Due {
     int64_t at;
     RecordNode* node;
-    bool operator>(const Due& o) const { return at != o.at ? at > o.at : node->first > o.node->first; }
+    bool operator>(const Due& o) const { return at != o.at ? at > o.at : node->id > o.node->id; }
   };
   using TimeQueue = std::priority_queue<Due, std::vector<Due>, std::greater<>>;
-  std::unordered_map<std::string, RecordEntry> records_;
+  IdTable<RecordNode> records_;
   TimeQueue close_queue_;  // open: event time + max window
   TimeQueue drop_queue_;   // closed: close time + correction horizon
   std::unordered_map<std::string, OrphanLabels> orphans_;

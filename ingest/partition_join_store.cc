@@ -50,12 +50,12 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
     // Snapshot: every live entry, then the segments before it go. The log replayed on
     // load stays within about three times the live state.
     const uint64_t first = log_next_seq_;
-    for (auto& [rid, entry] : records_) {
-      RecordToProto(rid, entry, /*with_features=*/true, &stored_);
-      segments.Add(JoinLogEntry::kRecord, rid, &stored_);
-      entry.dirty_slot = -1;
-      entry.stored = true;
-    }
+    records_.ForEach([&](RecordNode& node) {
+      RecordToProto(node.id, node.rec, /*with_features=*/true, &stored_);
+      segments.Add(JoinLogEntry::kRecord, node.id, &stored_);
+      node.rec.dirty_slot = -1;
+      node.rec.stored = true;
+    });
     for (const auto& [rid, o] : orphans_) segments.Add(JoinLogEntry::kOrphans, rid, &o);
     segments.Finish();
     if (first > log_first_seq_) {
@@ -75,9 +75,9 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
     // A record already in the log is rewritten without its features: labels and
     // flags change, the feature bytes (most of a record) do not.
     for (RecordNode* node : dirty_records_) {
-      RecordEntry& rec = node->second;
-      RecordToProto(node->first, rec, /*with_features=*/!rec.stored, &stored_);
-      segments.Add(rec.stored ? JoinLogEntry::kRecordUpdate : JoinLogEntry::kRecord, node->first, &stored_);
+      RecordEntry& rec = node->rec;
+      RecordToProto(node->id, rec, /*with_features=*/!rec.stored, &stored_);
+      segments.Add(rec.stored ? JoinLogEntry::kRecordUpdate : JoinLogEntry::kRecord, node->id, &stored_);
       rec.dirty_slot = -1;
       rec.stored = true;
     }
@@ -118,9 +118,9 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
     case JoinLogEntry::kRecordUpdate: {
       if (!stored_.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
       const bool update = type == JoinLogEntry::kRecordUpdate;
-      auto it = records_.find(rid);
-      if (update && it == records_.end()) return false;  // an update follows its record's full entry
-      RecordEntry& rec = update ? it->second : records_[rid];
+      RecordNode* node = update ? records_.Find(rid) : records_.Emplace(std::string(rid)).first;
+      if (node == nullptr) return false;  // an update follows its record's full entry
+      RecordEntry& rec = node->rec;
       std::string features = update ? std::move(rec.features) : std::string();
       RecordFromProto(&stored_, &rec);
       if (update) rec.features = std::move(features);
@@ -134,7 +134,7 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
       return o.ParseFromArray(payload.data(), static_cast<int>(payload.size())) && o.labels_size() > 0;
     }
     case JoinLogEntry::kRecordDeleted:
-      records_.erase(rid);
+      if (RecordNode* node = records_.Find(rid)) records_.Release(node);
       return true;
     case JoinLogEntry::kOrphansDeleted:
       orphans_.erase(rid);
@@ -189,7 +189,7 @@ void PartitionJoin::RecordFromProto(JoinRecord* stored, RecordEntry* rec) {
 }
 
 void PartitionJoin::RestoreQueues(RecordNode* node) {
-  const RecordEntry& rec = node->second;
+  const RecordEntry& rec = node->rec;
   const int64_t close = rec.event_time_ms + rules_->max_window_ms();
   if (rec.closed) {
     drop_queue_.push({close + config_.correction_horizon_ms(), node});
@@ -258,7 +258,7 @@ StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStor
     return parse_error.ok();
   }));
   RETURN_IF_ERROR(parse_error);
-  for (RecordNode& node : join->records_) join->RestoreQueues(&node);
+  join->records_.ForEach([&](RecordNode& node) { join->RestoreQueues(&node); });
   for (const auto& [rid, o] : join->orphans_) join->orphan_count_ += o.labels_size();
   join->RebuildOrphanQueue();
   const size_t live = join->records_.size() + join->orphans_.size();
