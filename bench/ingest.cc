@@ -16,7 +16,12 @@
 // checkpoints cost on the joiner thread and on the checkpoint writer's.
 //
 //   build/bench/bench_ingest [--impressions N] [--brokers B] [--event-rate R] [--join-threads T]
-//                            [--checkpoint-interval-ms MS]
+//                            [--checkpoint-interval-ms MS] [--join-alone-runs K]
+//
+// --join-alone-runs K: only phase (3), K times, one line each (no cluster, no group
+// joins, no JSON): a figure in seconds while working on the join itself. Compare two
+// builds by alternating their runs: on the 2-core VM of docs/benchmarks.md the same
+// binary moves by up to a third from one process to the next.
 //
 // Last line: one JSON object (docs/benchmarks.md).
 #include <time.h>
@@ -199,16 +204,24 @@ int main(int argc, char** argv) {
   double event_rate = 10'000;
   int join_threads = 0;  // 0: the config's default
   int64_t checkpoint_interval_ms = 0;  // 0: the config's default
-  for (int i = 1; i + 1 < argc; i += 2) {
+  int join_alone_runs = 0;
+  const auto usage = freshet::InvalidArgumentError(
+      "usage: bench_ingest [--impressions N] [--brokers B] [--event-rate R] [--join-threads T] "
+      "[--checkpoint-interval-ms MS] [--join-alone-runs K]");
+  for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--impressions") n = std::stoll(argv[i + 1]);
-    else if (flag == "--brokers") brokers = std::stoi(argv[i + 1]);
-    else if (flag == "--event-rate") event_rate = std::stod(argv[i + 1]);
-    else if (flag == "--join-threads") join_threads = std::stoi(argv[i + 1]);
-    else if (flag == "--checkpoint-interval-ms") checkpoint_interval_ms = std::stoll(argv[i + 1]);
-    else return Fail("bench_ingest", freshet::InvalidArgumentError(
-                                         "usage: bench_ingest [--impressions N] [--brokers B] [--event-rate R] [--join-threads T] "
-                                         "[--checkpoint-interval-ms MS]"));
+    if (i + 1 >= argc) return Fail("bench_ingest", usage.Annotate(flag + " needs a value"));
+    try {
+      if (flag == "--impressions") n = std::stoll(argv[i + 1]);
+      else if (flag == "--brokers") brokers = std::stoi(argv[i + 1]);
+      else if (flag == "--event-rate") event_rate = std::stod(argv[i + 1]);
+      else if (flag == "--join-threads") join_threads = std::stoi(argv[i + 1]);
+      else if (flag == "--checkpoint-interval-ms") checkpoint_interval_ms = std::stoll(argv[i + 1]);
+      else if (flag == "--join-alone-runs") join_alone_runs = std::stoi(argv[i + 1]);
+      else return Fail("bench_ingest", usage);
+    } catch (const std::exception&) {  // std::stoi and friends: not a number, or out of range
+      return Fail("bench_ingest", usage.Annotate(flag + " " + argv[i + 1] + ": not a number"));
+    }
   }
   if (!(event_rate > 0)) return Fail("bench_ingest", freshet::InvalidArgumentError("--event-rate must be > 0"));
   freshet::SetMinLogLevel(freshet::LogLevel::kWarning);
@@ -230,6 +243,17 @@ int main(int argc, char** argv) {
   const size_t total = impressions + events.labels.size() + 2 * kPartitions;
   std::printf("generated impressions=%zu labels=%zu (+%d flush events)\n", impressions, events.labels.size(),
               2 * kPartitions);
+
+  for (int run = 0; run < join_alone_runs; ++run) {
+    double alone_s = 0;
+    size_t alone_samples = 0;
+    if (Status s = JoinAlone(config, events, now - 60'000, &alone_s, &alone_samples); !s.ok()) {
+      return Fail("bench_ingest", s);
+    }
+    std::printf("join alone, run %d: %zu events -> %zu samples in %.3fs: %.0f events/s\n", run + 1, total,
+                alone_samples, alone_s, total / alone_s);
+  }
+  if (join_alone_runs > 0) return 0;
 
   auto kafka = freshet::ingest::EmbeddedKafka::Start(brokers);
   if (!kafka.ok()) return Fail("bench_ingest", kafka.status());
