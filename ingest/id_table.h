@@ -87,7 +87,7 @@ class IdTable {
 
   // Calls f(Node&) for every node, in slot order.
   template <class F>
-  void ForEach(F&& f) const {
+  void ForEach(F&& f) {
     for (const Slot& s : slots_) {
       if (s.node != nullptr) f(*s.node);
     }

@@ -160,7 +160,7 @@ class PartitionJoin {
     bool timely;
   };
   // One impression's join state; its request id is its RecordNode's id. A plain struct
-  // rather than its stored form (JoinRecord): one allocation with its map node
+  // rather than its stored form (JoinRecord): one allocation with its RecordNode
   // instead of a message per impression and per label. RecordToProto/FromProto
   // convert at checkpoint and load.
   struct RecordEntry {

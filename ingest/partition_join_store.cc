@@ -118,7 +118,7 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
     case JoinLogEntry::kRecordUpdate: {
       if (!stored_.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
       const bool update = type == JoinLogEntry::kRecordUpdate;
-      RecordNode* node = update ? records_.Find(rid) : records_.Emplace(std::string(rid)).first;
+      RecordNode* node = update ? records_.Find(rid) : records_.Emplace(std::string(id)).first;
       if (node == nullptr) return false;  // an update follows its record's full entry
       RecordEntry& rec = node->rec;
       std::string features = update ? std::move(rec.features) : std::string();
