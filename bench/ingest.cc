@@ -158,7 +158,7 @@ Status JoinAlone(const freshet::FreshetConfig& config, const Collector& events, 
   pool.Run(threads, [&](int k) {
     std::vector<ingest::JoinedSample> out;
     auto serialize = [&] {
-      for (const ingest::JoinedSample& s : out) emitted[k] += s.Serialize().size() > 0;
+      for (const ingest::JoinedSample& s : out) emitted[k] += !s.bytes.empty();
       out.clear();
     };
     freshet::Label label;

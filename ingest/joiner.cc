@@ -167,9 +167,7 @@ void Joiner::Process(const KafkaMessage& m, PartitionJoin* join, Lane* lane) {
 }
 
 void Joiner::QueueEmitted(Lane* lane) {
-  for (const JoinedSample& s : lane->emitted) {
-    lane->pending.emplace_back(std::to_string(s.sample.user_id()), s.Serialize());
-  }
+  for (JoinedSample& s : lane->emitted) lane->pending.emplace_back(std::to_string(s.user_id), std::move(s.bytes));
   lane->samples += lane->emitted.size();
   lane->emitted.clear();
 }

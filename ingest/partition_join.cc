@@ -8,6 +8,7 @@ namespace freshet::ingest {
 namespace {
 
 constexpr int kKinds = LabelKind_MAX + 1;
+static_assert(TaskRules::kMaxTasks <= static_cast<int>(kMaxSampleTasks), "a sample holds every task");
 // Stale orphan expiries tolerated beyond twice the live orphans before a rebuild.
 constexpr size_t kOrphanQueueSlack = 4096;
 
@@ -186,7 +187,7 @@ PartitionJoin::TaskValues PartitionJoin::Evaluate(const RecordEntry& rec, bool i
     if (!b || std::make_pair(e.event_time_ms, e.value) > std::make_pair(b->event_time_ms, b->value)) b = &e;
   }
   TaskValues v;
-  v.value.assign(n, 0.0f);
+  std::fill_n(v.value.begin(), n, 0.0f);
   for (int t = 0; t < n; ++t) {
     const TaskRule& rule = rules_->task(t);
     for (LabelKind k : rule.kinds) {
@@ -210,59 +211,61 @@ bool PartitionJoin::InSpace(int t, const TaskValues& v) const {
   return req < 0 || (v.positive >> req & 1);
 }
 
-JoinedSample PartitionJoin::BaseSample(const std::string& rid, const RecordEntry& rec, const std::string& sample_id,
-                                       SampleOrigin origin, bool copy_features) const {
-  JoinedSample joined;
-  Sample& s = joined.sample;
-  s.set_sample_id(sample_id);
-  s.set_request_id(rid);
-  s.set_user_id(rec.user_id);
-  s.set_item_id(rec.item_id);
-  s.set_event_time_ms(rec.event_time_ms);
-  s.set_emit_time_ms(clock_->NowMs());
-  if (copy_features) joined.features = rec.features;
-  const int n = rules_->size();
-  s.mutable_label()->Resize(n, 0.0f);
-  s.mutable_mask()->Resize(n, false);
-  s.mutable_weight()->Resize(n, 1.0f);
-  s.set_origin(origin);
-  s.set_task_layout(rules_->layout());
-  return joined;
+SampleHeader PartitionJoin::BaseHeader(const RecordNode& node, std::string_view sample_id, SampleOrigin origin,
+                                       std::span<const float> label) const {
+  SampleHeader h;
+  h.sample_id = sample_id;
+  h.request_id = node.id;
+  h.user_id = node.rec.user_id;
+  h.item_id = node.rec.item_id;
+  h.event_time_ms = node.rec.event_time_ms;
+  h.emit_time_ms = clock_->NowMs();
+  h.label = label;
+  h.origin = origin;
+  h.task_layout = rules_->layout();
+  return h;
 }
 
-void PartitionJoin::Emit(JoinedSample joined, std::vector<JoinedSample>* out) {
-  const Sample& s = joined.sample;
-  probe_->Sample(s.origin(), (s.emit_time_ms() - s.event_time_ms()) / 1000.0);
-  out->push_back(std::move(joined));
+void PartitionJoin::Emit(const SampleHeader& h, std::string bytes, std::vector<JoinedSample>* out) {
+  probe_->Sample(h.origin, (h.emit_time_ms - h.event_time_ms) / 1000.0);
+  out->push_back({std::move(bytes), h.user_id});
 }
 
 void PartitionJoin::EmitMain(RecordNode* node, std::vector<JoinedSample>* out) {
-  const std::string& rid = node->id;
   RecordEntry* rec = &node->rec;
-  const int n = rules_->size();
+  const size_t n = static_cast<size_t>(rules_->size());
+  std::array<float, kMaxSampleTasks> label{};
   if (policy_ == POLICY_IMMEDIATE) {
-    JoinedSample joined = BaseSample(rid, *rec, rid, ORIGIN_IMMEDIATE_NEGATIVE);
-    for (int t = 0; t < n; ++t) {
-      joined.sample.set_mask(t, !rules_->task(t).regression && rules_->task(t).requires_positive < 0);
+    SampleHeader h = BaseHeader(*node, node->id, ORIGIN_IMMEDIATE_NEGATIVE, {label.data(), n});
+    for (size_t t = 0; t < n; ++t) {
+      const TaskRule& rule = rules_->task(static_cast<int>(t));
+      if (!rule.regression && rule.requires_positive < 0) h.mask |= uint64_t{1} << t;
     }
-    Emit(std::move(joined), out);
+    Emit(h, SampleBytes(rec->features, h), out);
   } else {
     const TaskValues v = Evaluate(*rec, /*include_late=*/false);
-    // Under wait this is the features' last use (CloseWindow clears them next): move them.
-    const bool last_use = policy_ == POLICY_WAIT;
-    JoinedSample joined = BaseSample(rid, *rec, rid, ORIGIN_WINDOW_CLOSED, /*copy_features=*/!last_use);
-    if (last_use) joined.features.swap(rec->features);
-    Sample& s = joined.sample;
+    SampleHeader h = BaseHeader(*node, node->id, ORIGIN_WINDOW_CLOSED, {label.data(), n});
     uint64_t positive = 0;
-    for (int t = 0; t < n; ++t) {
-      const bool mask = (v.observed >> t & 1) && InSpace(t, v);
-      s.set_mask(t, mask);
-      s.set_label(t, mask ? v.value[t] : 0.0f);
-      const bool has = rules_->task(t).regression ? true : (v.positive >> t & 1);
-      if (mask && has) positive |= uint64_t{1} << t;
+    for (size_t t = 0; t < n; ++t) {
+      const int task = static_cast<int>(t);
+      const uint64_t bit = uint64_t{1} << t;
+      const bool mask = (v.observed & bit) && InSpace(task, v);
+      if (!mask) continue;
+      h.mask |= bit;
+      label[t] = v.value[t];
+      if (rules_->task(task).regression || (v.positive & bit)) positive |= bit;
     }
     rec->window_positive = positive;
-    Emit(std::move(joined), out);
+    // Under wait this is the features' last use (CloseWindow clears them next): the
+    // sample takes them over instead of copying them.
+    if (policy_ == POLICY_WAIT) {
+      std::string bytes = std::move(rec->features);
+      rec->features.clear();
+      AppendSampleHeader(h, &bytes);
+      Emit(h, std::move(bytes), out);
+    } else {
+      Emit(h, SampleBytes(rec->features, h), out);
+    }
   }
   rec->window_sample_emitted = true;
   MarkDirty(node);
@@ -273,23 +276,26 @@ void PartitionJoin::EmitDuplicates(RecordNode* node, bool include_late, std::vec
   RecordEntry* rec = &node->rec;
   const TaskValues v = Evaluate(*rec, include_late);
   const bool immediate = policy_ == POLICY_IMMEDIATE;
-  for (int t = 0; t < rules_->size(); ++t) {
+  const size_t n = static_cast<size_t>(rules_->size());
+  for (size_t t = 0; t < n; ++t) {
+    const int task = static_cast<int>(t);
     const uint64_t bit = uint64_t{1} << t;
-    const TaskRule& rule = rules_->task(t);
+    const TaskRule& rule = rules_->task(task);
     if ((rec->positive_emitted | rec->window_positive) & bit) continue;
     if (rule.regression && !immediate) continue;  // corrections undo fake negatives only
     const bool has = rule.regression ? (v.observed & bit) : (v.positive & bit);
-    if (!has || !InSpace(t, v)) continue;
-    JoinedSample joined = BaseSample(rid, *rec, rid + (immediate ? "#p:" : "#c:") + rule.name,
-                                     immediate ? ORIGIN_IMMEDIATE_POSITIVE : ORIGIN_LATE_CORRECTION);
-    Sample& s = joined.sample;
-    s.set_label(t, v.value[t]);
-    s.set_mask(t, true);
-    for (int d : rules_->Dependents(t)) s.set_mask(d, true);  // enter their space as fake negatives
-    s.set_correction(!immediate);
+    if (!has || !InSpace(task, v)) continue;
+    std::array<float, kMaxSampleTasks> label{};
+    label[t] = v.value[t];
+    const std::string sample_id = rid + (immediate ? "#p:" : "#c:") + rule.name;
+    SampleHeader h = BaseHeader(*node, sample_id, immediate ? ORIGIN_IMMEDIATE_POSITIVE : ORIGIN_LATE_CORRECTION,
+                                {label.data(), n});
+    h.mask = bit;
+    for (int d : rules_->Dependents(task)) h.mask |= uint64_t{1} << d;  // enter their space as fake negatives
+    h.correction = !immediate;
     rec->positive_emitted |= bit;
     MarkDirty(node);
-    Emit(std::move(joined), out);
+    Emit(h, SampleBytes(rec->features, h), out);
   }
 }
 

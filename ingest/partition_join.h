@@ -53,6 +53,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <queue>
@@ -215,19 +216,20 @@ class PartitionJoin {
   void RebuildOrphanQueue();
   // Task values as observed now. include_late: also labels outside the task's window.
   struct TaskValues {
-    std::vector<float> value;
+    std::array<float, kMaxSampleTasks> value;  // the first rules_->size() are set
     uint64_t observed = 0;  // bit t: a label for t exists (regression) / always (binary)
     uint64_t positive = 0;  // bit t: binary task t positive
   };
   TaskValues Evaluate(const RecordEntry& rec, bool include_late) const;
   bool InSpace(int t, const TaskValues& v) const;
-  // A sample of `rec` with every label 0 and unmasked; its features are a copy of the
-  // record's unless copy_features is false.
-  JoinedSample BaseSample(const std::string& rid, const RecordEntry& rec, const std::string& sample_id,
-                          SampleOrigin origin, bool copy_features = true) const;
+  // A sample of `node` with every label 0 and unmasked; `sample_id` and `label` (all
+  // zero, one per task) must outlive the header's use.
+  SampleHeader BaseHeader(const RecordNode& node, std::string_view sample_id, SampleOrigin origin,
+                          std::span<const float> label) const;
   void EmitMain(RecordNode* node, std::vector<JoinedSample>* out);
   void EmitDuplicates(RecordNode* node, bool include_late, std::vector<JoinedSample>* out);
-  void Emit(JoinedSample sample, std::vector<JoinedSample>* out);
+  // Counts the sample `h` (its complete bytes: features, then `h`) and appends it.
+  void Emit(const SampleHeader& h, std::string bytes, std::vector<JoinedSample>* out);
   void RestoreQueues(RecordNode* node);
   // Load: applies one changelog entry; false when its payload does not parse.
   bool ApplyStoredEntry(JoinLogEntry type, std::string_view id, std::string_view payload);

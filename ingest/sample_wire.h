@@ -1,21 +1,24 @@
-// Samples assembled on the wire: an impression's features are kept as the bytes they
-// arrived in and appended to each Sample built from it, instead of being parsed into
-// nested messages, copied into the join state, re-serialized at every checkpoint and
-// again into every sample. A SparseFeature/DenseFeature is the same message in an
-// Impression (fields 5/6) and in a Sample (fields 7/8); only the outer tag differs.
+// Samples assembled on the wire. An impression's features are kept as the bytes they
+// arrived in, and each Sample built from it is those bytes followed by the rest of
+// the Sample encoded here by hand. No Sample message is built, filled, serialized and
+// destroyed per sample, and under `wait` the window's sample takes the record's
+// feature bytes over without copying them.
 //
-// A protobuf parser merges concatenated encodings (repeated fields may come in any
-// order on the wire), so `sample` serialized followed by `features` parses as the one
-// complete Sample. Feature bytes come from DecodeImpression (validated there: each
-// feature parses, dense values are finite) or from FeatureBytes.
+// A SparseFeature/DenseFeature is the same message in an Impression (fields 5/6) and
+// in a Sample (fields 7/8); only the outer tag differs. A protobuf parser takes fields
+// in any order and merges repeated ones, so the features followed by the other fields
+// parse as the one complete Sample. Feature bytes come from DecodeImpression
+// (validated there: each feature parses, dense values are finite) or from FeatureBytes.
 //
-//   JoinedSample s;                       // s.sample: ids, labels, masks, ...
-//   s.features = record.features();       // Sample fields 7 and 8 on the wire
-//   producer->Produce(topic, key, s.Serialize());
+//   SampleHeader h;                       // ids, labels, mask, origin, ...
+//   std::string bytes = SampleBytes(record.features, h);
+//   producer->Produce(topic, std::to_string(h.user_id), bytes);
 //
-// Thread-safety: plain values.
+// Thread-safety: plain values and functions.
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -25,21 +28,44 @@
 
 namespace freshet::ingest {
 
-struct JoinedSample {
-  Sample sample;          // every field but sparse and dense
-  std::string features;   // Sample.sparse (field 7) and Sample.dense (field 8) as wire bytes
+// Every Sample field but the features (sparse 7, dense 8).
+struct SampleHeader {
+  std::string_view sample_id;
+  std::string_view request_id;
+  uint64_t user_id = 0;
+  uint64_t item_id = 0;
+  int64_t event_time_ms = 0;
+  int64_t emit_time_ms = 0;
+  std::span<const float> label;  // one per task; the mask and weights have as many entries
+  uint64_t mask = 0;             // bit t: Sample.mask[t]
+  bool correction = false;
+  SampleOrigin origin = SAMPLE_ORIGIN_UNSPECIFIED;
+  uint32_t task_layout = 0;
+};
+// At most this many tasks (the mask is a 64-bit set); more is a caller's bug.
+inline constexpr size_t kMaxSampleTasks = 64;
 
-  // The complete Sample's bytes: `sample` serialized, then `features`.
-  std::string Serialize() const;
-  // The complete Sample (tests and tools; the joiner only serializes). DATA_LOSS if
-  // the features do not parse, which validated features never cause.
+// Appends `h` as Sample fields 1-6 and 9-14, byte for byte what Sample's own
+// serializer writes for the same values (every weight is 1: Sample.weight carries the
+// prediction-independent factor only; see partition_join.h).
+void AppendSampleHeader(const SampleHeader& h, std::string* out);
+// `features` then the header: a complete Sample.
+std::string SampleBytes(std::string_view features, const SampleHeader& h);
+
+// What a join emits: a complete Sample's bytes and the samples topic's key.
+struct JoinedSample {
+  std::string bytes;
+  uint64_t user_id = 0;  // the key (samples of one user stay on one partition)
+
+  // The Sample (tests and tools; the joiner only produces the bytes). DATA_LOSS if
+  // the bytes do not parse, which validated features never cause.
   StatusOr<Sample> ToProto() const;
 };
 
 // Appends field `field` of wire type LEN holding `payload`.
 void AppendLengthDelimited(int field, std::string_view payload, std::string* out);
 
-// The sparse and dense features of `imp` as JoinedSample::features.
+// The sparse and dense features of `imp` as a Sample's fields 7 and 8.
 std::string FeatureBytes(const Impression& imp);
 // The same, and clears them from *imp: what remains is the header a join record keeps.
 std::string TakeFeatureBytes(Impression* imp);

@@ -161,8 +161,9 @@ TEST(EventDecoderTest, ImpressionKeepsItsFeaturesAsSampleFields) {
   ExpectSameFeatures(ev, ref);
   // A sample assembled from the header and the kept bytes carries the same features.
   JoinedSample joined;
-  joined.sample.set_sample_id("r1");
-  joined.features = ev.features;
+  SampleHeader h;
+  h.sample_id = "r1";
+  joined.bytes = SampleBytes(ev.features, h);
   StatusOr<Sample> whole = joined.ToProto();
   ASSERT_TRUE(whole.ok()) << whole.status();
   EXPECT_EQ(whole->sample_id(), "r1");

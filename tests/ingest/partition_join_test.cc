@@ -110,7 +110,9 @@ class JoinTest : public ::testing::Test {
     join_->AddLabel(Lab("tick", LABEL_COLLECT, t), &all);
     join_->AddImpression(Imp("tick" + std::to_string(t), t), &all);
     for (JoinedSample& s : all) {
-      if (s.sample.request_id().rfind("tick", 0) != 0) out_.push_back(std::move(s));
+      StatusOr<Sample> whole = s.ToProto();
+      ASSERT_TRUE(whole.ok()) << whole.status();
+      if (whole->request_id().rfind("tick", 0) != 0) out_.push_back(std::move(s));
     }
   }
   double CounterValue(const std::string& name, const Labels& labels = {}) {
@@ -118,7 +120,7 @@ class JoinTest : public ::testing::Test {
   }
   std::optional<Sample> Find(const std::string& id) const {
     for (size_t i = 0; i < out_.size(); ++i) {
-      if (out_.at(i).sample.sample_id() == id) return out_[i];
+      if (Sample s = out_[i]; s.sample_id() == id) return s;
     }
     return std::nullopt;
   }
