@@ -170,7 +170,7 @@ Status JoinAlone(const freshet::FreshetConfig& config, const Collector& events, 
           failed[k] = freshet::InternalError("impression rejected: " + r.detail);
           return;
         }
-        join->AddImpression(std::move(imp.header), std::move(imp.features), &out);
+        join->AddImpression(std::move(imp), &out);
         serialize();
       }
       for (const auto* e : labels[p]) {

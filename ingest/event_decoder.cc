@@ -89,12 +89,12 @@ bool SkipField(CodedInputStream* in, uint32_t tag, int depth = 0) {
   }
 }
 
-// Walks an Impression's top level: fields 1-4 into `header`, each feature (fields 5
-// and 6) parsed by its own message's parser to validate it and appended to
-// `features` under its Sample field number. Any other field is skipped, as are known
+// Walks an Impression's top level: fields 1-4 into `out`'s ids and time, each feature
+// (fields 5 and 6) parsed by its own message's parser to validate it and appended to
+// out->features under its Sample field number. Any other field is skipped, as are known
 // fields of the wrong wire type (the generated parser treats them as unknown). The
 // first non-finite dense value goes to *bad_feature. false: not an Impression.
-bool ScanImpression(std::string_view value, Impression* header, std::string* features, Rejection* bad_feature) {
+bool ScanImpression(std::string_view value, ImpressionEvent* out, Rejection* bad_feature) {
   // Reused across calls: parsing into them reuses their capacity.
   thread_local SparseFeature sparse;
   thread_local DenseFeature dense;
@@ -110,29 +110,29 @@ bool ScanImpression(std::string_view value, Impression* header, std::string* fea
     uint64_t v = 0;
     int n = 0;
     if (field == Impression::kRequestIdFieldNumber && len) {
-      if (!ReadSize(&in, &n) || !in.ReadString(header->mutable_request_id(), n)) return false;
+      if (!ReadSize(&in, &n) || !in.ReadString(&out->request_id, n)) return false;
       // proto3 strings must be UTF-8: the generated parser refuses the message otherwise.
-      if (!google::protobuf::internal::IsStructurallyValidUTF8(header->request_id().data(), n)) return false;
+      if (!google::protobuf::internal::IsStructurallyValidUTF8(out->request_id.data(), n)) return false;
     } else if (field == Impression::kUserIdFieldNumber && varint) {
       if (!in.ReadVarint64(&v)) return false;
-      header->set_user_id(v);
+      out->user_id = v;
     } else if (field == Impression::kItemIdFieldNumber && varint) {
       if (!in.ReadVarint64(&v)) return false;
-      header->set_item_id(v);
+      out->item_id = v;
     } else if (field == Impression::kEventTimeMsFieldNumber && varint) {
       if (!in.ReadVarint64(&v)) return false;
-      header->set_event_time_ms(static_cast<int64_t>(v));
+      out->event_time_ms = static_cast<int64_t>(v);
     } else if ((field == Impression::kSparseFieldNumber || field == Impression::kDenseFieldNumber) && len) {
       if (!ReadSize(&in, &n) || n > size - in.CurrentPosition()) return false;
       const std::string_view bytes = value.substr(static_cast<size_t>(in.CurrentPosition()), static_cast<size_t>(n));
       in.Skip(n);
       if (field == Impression::kSparseFieldNumber) {
         if (!sparse.ParseFromArray(bytes.data(), n)) return false;
-        AppendLengthDelimited(Sample::kSparseFieldNumber, bytes, features);
+        AppendLengthDelimited(Sample::kSparseFieldNumber, bytes, &out->features);
       } else {
         if (!dense.ParseFromArray(bytes.data(), n)) return false;
         if (Rejection r = CheckDense(dense); !r.ok() && bad_feature->ok()) *bad_feature = std::move(r);
-        AppendLengthDelimited(Sample::kDenseFieldNumber, bytes, features);
+        AppendLengthDelimited(Sample::kDenseFieldNumber, bytes, &out->features);
       }
     } else if (!SkipField(&in, tag)) {
       return false;
@@ -149,17 +149,18 @@ Rejection DecodeImpression(std::string_view key, std::string_view value, const D
     return Reject("oversized", std::to_string(value.size()) + " bytes > kafka.max_message_bytes " +
                                    std::to_string(limits.max_message_bytes));
   }
-  out->header.Clear();
-  out->features.clear();
+  *out = ImpressionEvent();
+  // Room for every feature byte (a little more than needed: the ids' bytes).
+  out->features.reserve(value.size());
   Rejection bad_feature;
-  if (!ScanImpression(value, &out->header, &out->features, &bad_feature)) return Malformed();
-  const Impression& h = out->header;
-  Rejection r = CheckCommon(key, h.request_id(), h.user_id(), h.item_id(), h.event_time_ms(), limits);
+  if (!ScanImpression(value, out, &bad_feature)) return Malformed();
+  const ImpressionEvent& h = *out;
+  Rejection r = CheckCommon(key, h.request_id, h.user_id, h.item_id, h.event_time_ms, limits);
   if (!r.ok()) return r;
   if (!bad_feature.ok()) return bad_feature;
-  if (h.event_time_ms() < limits.oldest_impression_ms) {
-    return Reject("impression_too_old", "event_time_ms " + std::to_string(h.event_time_ms()) + " is " +
-                                            std::to_string(limits.oldest_impression_ms - h.event_time_ms()) +
+  if (h.event_time_ms < limits.oldest_impression_ms) {
+    return Reject("impression_too_old", "event_time_ms " + std::to_string(h.event_time_ms) + " is " +
+                                            std::to_string(limits.oldest_impression_ms - h.event_time_ms) +
                                             " ms past watermark - ingest.max_impression_age_ms");
   }
   return {};

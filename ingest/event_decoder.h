@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "ingest/sample_wire.h"
 #include "schemas/events.pb.h"
 
 namespace freshet::ingest {
@@ -32,14 +33,6 @@ struct DecodeLimits {
   // Impressions older than this event time are rejected (watermark −
   // max_impression_age_ms); INT64_MIN disables the check.
   int64_t oldest_impression_ms = INT64_MIN;
-};
-
-// An impression as the joiner keeps it: the ids and the event time parsed, the
-// features kept as wire bytes, re-tagged as Sample fields, ready to append to every
-// Sample built from it (ingest/sample_wire.h).
-struct ImpressionEvent {
-  Impression header;     // request_id, user_id, item_id, event_time_ms; no features
-  std::string features;  // JoinedSample::features; each feature parsed once, here, to validate it
 };
 
 // `key` is the Kafka message key; a non-empty key must equal request_id (both input

@@ -156,7 +156,7 @@ void Joiner::Process(const KafkaMessage& m, PartitionJoin* join, Lane* lane) {
     Rejection r = DecodeImpression(m.key, m.value, limits, &imp);
     if (!r.ok()) return DeadLetter(m, r.reason, r.detail, lane);
     probe_->Event(true);
-    join->AddImpression(std::move(imp.header), std::move(imp.features), &lane->emitted);
+    join->AddImpression(std::move(imp), &lane->emitted);
   } else {
     Rejection r = DecodeLabel(m.key, m.value, limits, &lane->label);
     if (!r.ok()) return DeadLetter(m, r.reason, r.detail, lane);

@@ -68,15 +68,14 @@ void PartitionJoin::SetConsumed(bool impressions_topic, int64_t next_offset) {
 }
 
 void PartitionJoin::AddImpression(Impression impression, std::vector<JoinedSample>* out) {
-  std::string features = TakeFeatureBytes(&impression);
-  AddImpression(std::move(impression), std::move(features), out);
+  AddImpression(SplitImpression(impression), out);
 }
 
-void PartitionJoin::AddImpression(Impression imp, std::string features, std::vector<JoinedSample>* out) {
-  const int64_t event_time = imp.event_time_ms();
+void PartitionJoin::AddImpression(ImpressionEvent imp, std::vector<JoinedSample>* out) {
+  const int64_t event_time = imp.event_time_ms;
   ObserveTime(event_time, true);
   // The id moves into the node only when it is new (Emplace leaves it otherwise).
-  auto [node, inserted] = records_.Emplace(std::move(*imp.mutable_request_id()));
+  auto [node, inserted] = records_.Emplace(std::move(imp.request_id));
   if (!inserted) {
     probe_->DuplicateImpression();
     Advance(out);
@@ -85,10 +84,10 @@ void PartitionJoin::AddImpression(Impression imp, std::string features, std::vec
   // Stable until the record is forgotten, which only Advance below does.
   const std::string& rid = node->id;
   RecordEntry& entry = node->rec;
-  entry.user_id = imp.user_id();
-  entry.item_id = imp.item_id();
+  entry.user_id = imp.user_id;
+  entry.item_id = imp.item_id;
   entry.event_time_ms = event_time;
-  entry.features = std::move(features);
+  entry.features = std::move(imp.features);
   close_queue_.push({event_time + rules_->max_window_ms(), node});
   MarkDirty(node);
   if (policy_ == POLICY_IMMEDIATE) EmitMain(node, out);

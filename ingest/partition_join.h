@@ -102,10 +102,9 @@ class PartitionJoin {
                                                         IngestProbe* probe, Clock* clock);
 
   // REQUIRES: the event passed validation (ids set, finite values, known kind).
-  // Appends emitted samples to `out`. `header` is the impression without features,
-  // `features` its features as JoinedSample::features (DecodeImpression gives both);
-  // both are kept as the record, so pass them with std::move.
-  void AddImpression(Impression header, std::string features, std::vector<JoinedSample>* out);
+  // Appends emitted samples to `out`. `impression` (DecodeImpression gives it) is kept
+  // as the record, so pass it with std::move.
+  void AddImpression(ImpressionEvent impression, std::vector<JoinedSample>* out);
   // The same for an Impression with its features in it (tests, tools).
   void AddImpression(Impression impression, std::vector<JoinedSample>* out);
   void AddLabel(const Label& label, std::vector<JoinedSample>* out);

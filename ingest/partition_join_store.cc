@@ -175,7 +175,7 @@ void PartitionJoin::RecordFromProto(JoinRecord* stored, RecordEntry* rec) {
   rec->event_time_ms = imp->event_time_ms();
   // Records written before JoinRecord.features hold the features in the impression.
   const bool legacy = imp->sparse_size() > 0 || imp->dense_size() > 0;
-  rec->features = legacy ? TakeFeatureBytes(imp) : std::move(*stored->mutable_features());
+  rec->features = legacy ? FeatureBytes(*imp) : std::move(*stored->mutable_features());
   rec->labels.clear();
   for (const TaskLabel& l : stored->labels()) {
     rec->labels.push_back({l.task(), l.kind(), l.event_time_ms(), l.value(), l.timely()});

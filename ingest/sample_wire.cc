@@ -129,11 +129,8 @@ std::string FeatureBytes(const Impression& imp) {
   return out;
 }
 
-std::string TakeFeatureBytes(Impression* imp) {
-  std::string out = FeatureBytes(*imp);
-  imp->clear_sparse();
-  imp->clear_dense();
-  return out;
+ImpressionEvent SplitImpression(const Impression& imp) {
+  return {imp.request_id(), imp.user_id(), imp.item_id(), imp.event_time_ms(), FeatureBytes(imp)};
 }
 
 }  // namespace freshet::ingest

@@ -62,12 +62,23 @@ struct JoinedSample {
   StatusOr<Sample> ToProto() const;
 };
 
+// An impression as the join keeps it: the ids and the event time as plain values,
+// the features as a Sample's fields 7 and 8 (wire bytes, appended to every Sample
+// built from it).
+struct ImpressionEvent {
+  std::string request_id;
+  uint64_t user_id = 0;
+  uint64_t item_id = 0;
+  int64_t event_time_ms = 0;
+  std::string features;
+};
+// `imp` split into the above (tests, tools, stored records of an older layout).
+ImpressionEvent SplitImpression(const Impression& imp);
+
 // Appends field `field` of wire type LEN holding `payload`.
 void AppendLengthDelimited(int field, std::string_view payload, std::string* out);
 
 // The sparse and dense features of `imp` as a Sample's fields 7 and 8.
 std::string FeatureBytes(const Impression& imp);
-// The same, and clears them from *imp: what remains is the header a join record keeps.
-std::string TakeFeatureBytes(Impression* imp);
 
 }  // namespace freshet::ingest

@@ -188,7 +188,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Impression parsed;
       Require(r.reason == "oversized" || (r.reason == "malformed_protobuf") == !parsed.ParseFromString(bytes),
               "the decoder and protobuf's parser disagree on whether bytes are an Impression");
-      if (r.ok()) join.AddImpression(std::move(imp.header), std::move(imp.features), &out);
+      if (r.ok()) join.AddImpression(std::move(imp), &out);
     } else if (op == 1 || op == 3) {
       std::string bytes = op == 1 ? std::string(in.Bytes(in.Byte())) : StructuredLabel(&in, clock.NowMs()).SerializeAsString();
       Label label;

@@ -145,11 +145,10 @@ void ExpectSameFeatures(const ImpressionEvent& ev, const Impression& ref) {
   ASSERT_EQ(s.dense_size(), ref.dense_size());
   for (int k = 0; k < ref.sparse_size(); ++k) EXPECT_EQ(s.sparse(k).SerializeAsString(), ref.sparse(k).SerializeAsString());
   for (int k = 0; k < ref.dense_size(); ++k) EXPECT_EQ(s.dense(k).SerializeAsString(), ref.dense(k).SerializeAsString());
-  EXPECT_EQ(ev.header.request_id(), ref.request_id());
-  EXPECT_EQ(ev.header.user_id(), ref.user_id());
-  EXPECT_EQ(ev.header.item_id(), ref.item_id());
-  EXPECT_EQ(ev.header.event_time_ms(), ref.event_time_ms());
-  EXPECT_EQ(ev.header.sparse_size() + ev.header.dense_size(), 0);
+  EXPECT_EQ(ev.request_id, ref.request_id());
+  EXPECT_EQ(ev.user_id, ref.user_id());
+  EXPECT_EQ(ev.item_id, ref.item_id());
+  EXPECT_EQ(ev.event_time_ms, ref.event_time_ms());
 }
 
 TEST(EventDecoderTest, ImpressionKeepsItsFeaturesAsSampleFields) {
@@ -206,7 +205,7 @@ TEST(EventDecoderTest, RandomBytesAreMalformedExactlyWhenTheParserSaysSo) {
     malformed += !parses;
     if (a.ok()) {
       ++accepted;
-      EXPECT_FALSE(ev.header.request_id().empty());
+      EXPECT_FALSE(ev.request_id.empty());
       ExpectSameFeatures(ev, ref);
     }
     if (b.ok()) {
