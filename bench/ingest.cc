@@ -130,7 +130,8 @@ Status ReadAll(freshet::ingest::EmbeddedKafka& kafka, const std::string& group, 
 // Decodes, joins (one PartitionJoin per partition, the config's policy) and
 // serializes as samples every event, with no Kafka and no store: what the joiner's
 // own work costs. Split over config.ingest().join_threads threads as the joiner
-// splits it (partition p on thread p % threads). Per partition: its impressions,
+// splits it (partition p on thread p % threads); as in the joiner, the joins' clock
+// is read once per batch of Joiner::Options::max_batch events. Per partition: its impressions,
 // then its labels, then one flush event at flush_ms, so every window closes.
 // *seconds for all of it.
 Status JoinAlone(const freshet::FreshetConfig& config, const Collector& events, int64_t flush_ms, double* seconds,
@@ -141,8 +142,12 @@ Status JoinAlone(const freshet::FreshetConfig& config, const Collector& events, 
   ingest::IngestProbe probe(&metrics, config.ingest().policy());
   std::vector<std::unique_ptr<ingest::PartitionJoin>> joins;
   std::vector<std::vector<const std::pair<std::string, std::string>*>> impressions(kPartitions), labels(kPartitions);
+  const int threads = config.ingest().join_threads();
+  std::vector<std::unique_ptr<freshet::BatchClock>> clocks;  // one per thread: its partitions'
+  for (int k = 0; k < threads; ++k) clocks.push_back(std::make_unique<freshet::BatchClock>(freshet::Clock::Real()));
   for (int p = 0; p < kPartitions; ++p) {
-    joins.push_back(std::make_unique<ingest::PartitionJoin>(p, &rules, config.ingest(), &probe, freshet::Clock::Real()));
+    joins.push_back(
+        std::make_unique<ingest::PartitionJoin>(p, &rules, config.ingest(), &probe, clocks[p % threads].get()));
   }
   auto part = [](const std::string& key) { return std::hash<std::string>()(key) % kPartitions; };
   for (const auto& e : events.impressions) impressions[part(e.first)].push_back(&e);
@@ -150,16 +155,18 @@ Status JoinAlone(const freshet::FreshetConfig& config, const Collector& events, 
   ingest::DecodeLimits limits;
   limits.max_message_bytes = config.kafka().max_message_bytes();
   limits.now_ms = freshet::Clock::Real()->NowMs();
-  const int threads = config.ingest().join_threads();
+  const size_t batch = static_cast<size_t>(ingest::Joiner::Options().max_batch);
   freshet::WorkerPool pool(threads);
   std::vector<size_t> emitted(static_cast<size_t>(threads), 0);
   std::vector<Status> failed(static_cast<size_t>(threads));
   const auto t0 = Steady::now();
   pool.Run(threads, [&](int k) {
     std::vector<ingest::JoinedSample> out;
+    size_t handled = 0;
     auto serialize = [&] {
       for (const ingest::JoinedSample& s : out) emitted[k] += !s.bytes.empty();
       out.clear();
+      if (++handled % batch == 0) clocks[k]->Tick();
     };
     freshet::Label label;
     for (int p = k; p < kPartitions; p += threads) {

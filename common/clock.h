@@ -24,6 +24,23 @@ class Clock {
   static Clock* Real();
 };
 
+// Another clock's wall time as of the last Tick(): a loop that handles events in
+// batches ticks once per batch, and every event of the batch sees the same time,
+// without a clock read per event. Durations (MonotonicUs) and sleeps go to the base.
+// Tick() on one thread; NowMs() from any.
+class BatchClock : public Clock {
+ public:
+  explicit BatchClock(Clock* base) : base_(base), now_ms_(base->NowMs()) {}
+  void Tick() { now_ms_.store(base_->NowMs(), std::memory_order_relaxed); }
+  int64_t NowMs() const override { return now_ms_.load(std::memory_order_relaxed); }
+  int64_t MonotonicUs() const override { return base_->MonotonicUs(); }
+  void SleepMs(int64_t ms) override { base_->SleepMs(ms); }
+
+ private:
+  Clock* base_;
+  std::atomic<int64_t> now_ms_;
+};
+
 // Time moves only when the test says so. SleepMs blocks until another thread has
 // advanced the clock far enough.
 class FakeClock : public Clock {

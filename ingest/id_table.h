@@ -36,10 +36,14 @@ class IdTable {
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
 
+  // An id's hash: tables with the same Hash can share one computation of it.
+  static uint64_t HashOf(std::string_view id) { return static_cast<uint64_t>(Hash()(id)); }
+
   // The node with this id, or nullptr.
-  Node* Find(std::string_view id) const {
+  Node* Find(std::string_view id) const { return Find(id, HashOf(id)); }
+  // The same, given HashOf(id).
+  Node* Find(std::string_view id, uint64_t h) const {
     if (size_ == 0) return nullptr;
-    const uint64_t h = HashOf(id);
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.node == nullptr) return nullptr;
@@ -49,9 +53,10 @@ class IdTable {
 
   // The node with this id, created (default-constructed, id moved in) when there is
   // none. second: whether it was created; `id` is left as it was when it was not.
-  std::pair<Node*, bool> Emplace(std::string&& id) {
+  std::pair<Node*, bool> Emplace(std::string&& id) { return Emplace(std::move(id), HashOf(id)); }
+  // The same, given HashOf(id).
+  std::pair<Node*, bool> Emplace(std::string&& id, uint64_t h) {
     if (2 * (size_ + 1) > slots_.size()) Grow();
-    const uint64_t h = HashOf(id);
     size_t i = h & mask_;
     for (;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
@@ -105,8 +110,6 @@ class IdTable {
     uint64_t hash = 0;
     Node* node = nullptr;
   };
-
-  static uint64_t HashOf(std::string_view id) { return static_cast<uint64_t>(Hash()(id)); }
 
   void Grow() {
     std::vector<Slot> old = std::move(slots_);

@@ -155,24 +155,10 @@ class Joiner {
   void UpdateGauges();  // REQUIRES: mu_ held
   void RefreshLag();    // at most once per kLagRefreshUs; consumer thread, takes mu_
 
+  Options options_;
   // The options' clock, read once per RunOnce batch (after its first poll) and per
   // checkpoint: every event of a batch sees the same wall time (emit times, idle
   // inputs, decode limits), instead of a clock read per event and per sample.
-  // Durations (MonotonicUs) still read the real clock.
-  class BatchClock : public Clock {
-   public:
-    explicit BatchClock(Clock* base) : base_(base), now_ms_(base->NowMs()) {}
-    void Tick() { now_ms_.store(base_->NowMs(), std::memory_order_relaxed); }
-    int64_t NowMs() const override { return now_ms_.load(std::memory_order_relaxed); }
-    int64_t MonotonicUs() const override { return base_->MonotonicUs(); }
-    void SleepMs(int64_t ms) override { base_->SleepMs(ms); }
-
-   private:
-    Clock* base_;
-    std::atomic<int64_t> now_ms_;
-  };
-
-  Options options_;
   BatchClock batch_clock_;
   std::unique_ptr<TaskRules> rules_;
   std::unique_ptr<IngestProbe> probe_;

@@ -12,10 +12,6 @@ static_assert(TaskRules::kMaxTasks <= static_cast<int>(kMaxSampleTasks), "a samp
 // Stale orphan expiries tolerated beyond twice the live orphans before a rebuild.
 constexpr size_t kOrphanQueueSlack = 4096;
 
-bool SameLabel(const Label& a, const Label& b) {
-  return a.kind() == b.kind() && a.event_time_ms() == b.event_time_ms() && a.value() == b.value();
-}
-
 }  // namespace
 
 PartitionJoin::PartitionJoin(int32_t partition, const TaskRules* rules, const IngestConfig& config,
@@ -74,8 +70,9 @@ void PartitionJoin::AddImpression(Impression impression, std::vector<JoinedSampl
 void PartitionJoin::AddImpression(ImpressionEvent imp, std::vector<JoinedSample>* out) {
   const int64_t event_time = imp.event_time_ms;
   ObserveTime(event_time, true);
+  const uint64_t hash = records_.HashOf(imp.request_id);
   // The id moves into the node only when it is new (Emplace leaves it otherwise).
-  auto [node, inserted] = records_.Emplace(std::move(imp.request_id));
+  auto [node, inserted] = records_.Emplace(std::move(imp.request_id), hash);
   if (!inserted) {
     probe_->DuplicateImpression();
     Advance(out);
@@ -91,15 +88,12 @@ void PartitionJoin::AddImpression(ImpressionEvent imp, std::vector<JoinedSample>
   close_queue_.push({event_time + rules_->max_window_ms(), node});
   MarkDirty(node);
   if (policy_ == POLICY_IMMEDIATE) EmitMain(node, out);
-  auto orphan = orphans_.find(rid);
-  if (orphan != orphans_.end()) {
-    OrphanLabels labels = std::move(orphan->second);
-    orphans_.erase(orphan);
-    orphan_count_ -= labels.labels_size();
-    dirty_orphans_.insert(rid);
+  if (OrphanNode* orphan = orphans_.Find(rid, hash)) {
+    const std::unique_ptr<OrphanNode> taken = ReleaseOrphan(orphan);
+    orphan_count_ -= taken->labels.size();
     // Its expiry entry is now stale (left in place: removing it would be a search).
     if (orphan_queue_.size() > 2 * orphans_.size() + kOrphanQueueSlack) RebuildOrphanQueue();
-    for (const Label& l : labels.labels()) ApplyLabel(node, l, out);
+    for (const LabelValue& l : taken->labels) ApplyLabel(node, l, out);
   }
   Advance(out);
 }
@@ -107,24 +101,44 @@ void PartitionJoin::AddImpression(ImpressionEvent imp, std::vector<JoinedSample>
 void PartitionJoin::AddLabel(const Label& label, std::vector<JoinedSample>* out) {
   ObserveTime(label.event_time_ms(), false);
   const std::string& rid = label.request_id();
+  const LabelValue value{label.kind(), label.event_time_ms(), label.value()};
+  const uint64_t hash = records_.HashOf(rid);
   if (rules_->TasksForKind(label.kind()).empty()) {
     probe_->UnusedLabel(label.kind());
-  } else if (RecordNode* node = records_.Find(rid)) {
-    ApplyLabel(node, label, out);
+  } else if (RecordNode* node = records_.Find(rid, hash)) {
+    ApplyLabel(node, value, out);
   } else {
-    OrphanLabels& o = orphans_[rid];
-    bool dup = false;
-    for (const Label& l : o.labels()) dup = dup || SameLabel(l, label);
-    if (dup) {
+    OrphanNode* o = orphans_.Find(rid, hash);
+    if (o == nullptr) o = orphans_.Emplace(std::string(rid), hash).first;
+    if (std::find(o->labels.begin(), o->labels.end(), value) != o->labels.end()) {
       probe_->DuplicateLabel();
     } else {
-      *o.add_labels() = label;
-      if (o.labels_size() == 1) orphan_queue_.push({OrphanExpiry(o), rid});
+      o->labels.push_back(value);
+      if (o->labels.size() == 1) orphan_queue_.push({OrphanExpiry(*o), rid});
       ++orphan_count_;
-      dirty_orphans_.insert(rid);
+      MarkOrphanDirty(o);
     }
   }
   Advance(out);
+}
+
+void PartitionJoin::MarkOrphanDirty(OrphanNode* node) {
+  if (node->dirty_slot >= 0) return;
+  node->dirty_slot = static_cast<int32_t>(dirty_orphans_.size());
+  dirty_orphans_.push_back(node);
+}
+
+std::unique_ptr<PartitionJoin::OrphanNode> PartitionJoin::ReleaseOrphan(OrphanNode* node) {
+  if (const int32_t slot = node->dirty_slot; slot >= 0) {  // swap-remove from the changed list
+    OrphanNode* last = dirty_orphans_.back();
+    dirty_orphans_[static_cast<size_t>(slot)] = last;
+    last->dirty_slot = slot;
+    dirty_orphans_.pop_back();
+    node->dirty_slot = -1;
+  }
+  std::unique_ptr<OrphanNode> taken = orphans_.Release(node);
+  deleted_orphans_.push_back(std::move(taken->id));
+  return taken;
 }
 
 void PartitionJoin::MarkDirty(RecordNode* node) {
@@ -133,13 +147,13 @@ void PartitionJoin::MarkDirty(RecordNode* node) {
   dirty_records_.push_back(node);
 }
 
-void PartitionJoin::ApplyLabel(RecordNode* node, const Label& label, std::vector<JoinedSample>* out) {
+void PartitionJoin::ApplyLabel(RecordNode* node, const LabelValue& label, std::vector<JoinedSample>* out) {
   RecordEntry* rec = &node->rec;
   const int64_t imp_time = rec->event_time_ms;
   const bool arrived_in_time = policy_ == POLICY_IMMEDIATE ? !rec->closed : !rec->window_sample_emitted;
   bool changed = false, late = false, all_dup = true;
-  for (int t : rules_->TasksForKind(label.kind())) {
-    const bool timely = arrived_in_time && label.event_time_ms() <= imp_time + rules_->task(t).window_ms;
+  for (int t : rules_->TasksForKind(label.kind)) {
+    const bool timely = arrived_in_time && label.event_time_ms <= imp_time + rules_->task(t).window_ms;
     if (!timely) late = true;
     if (!timely && policy_ != POLICY_WAIT_CORRECT) {
       all_dup = false;
@@ -147,16 +161,16 @@ void PartitionJoin::ApplyLabel(RecordNode* node, const Label& label, std::vector
     }
     TaskLabelEntry* slot = nullptr;
     for (TaskLabelEntry& e : rec->labels) {
-      if (e.task == t && e.kind == label.kind() && e.timely == timely) slot = &e;
+      if (e.task == t && e.kind == label.kind && e.timely == timely) slot = &e;
     }
-    if (slot && slot->event_time_ms == label.event_time_ms() && slot->value == label.value()) continue;
+    if (slot && slot->event_time_ms == label.event_time_ms && slot->value == label.value) continue;
     all_dup = false;
-    if (slot && std::make_pair(slot->event_time_ms, slot->value) > std::make_pair(label.event_time_ms(), label.value())) {
+    if (slot && std::make_pair(slot->event_time_ms, slot->value) > std::make_pair(label.event_time_ms, label.value)) {
       continue;  // an older label than the one kept: the newest wins
     }
-    if (!slot) slot = &rec->labels.emplace_back(TaskLabelEntry{t, label.kind(), 0, 0.0f, timely});
-    slot->event_time_ms = label.event_time_ms();
-    slot->value = label.value();
+    if (!slot) slot = &rec->labels.emplace_back(TaskLabelEntry{t, label.kind, 0, 0.0f, timely});
+    slot->event_time_ms = label.event_time_ms;
+    slot->value = label.value;
     changed = true;
   }
   if (all_dup) {
@@ -164,9 +178,9 @@ void PartitionJoin::ApplyLabel(RecordNode* node, const Label& label, std::vector
     return;
   }
   if (late) {
-    probe_->LateLabel(label.kind());
+    probe_->LateLabel(label.kind);
   } else {
-    probe_->LabelJoined(label.kind(), (label.event_time_ms() - imp_time) / 1000.0);
+    probe_->LabelJoined(label.kind, (label.event_time_ms - imp_time) / 1000.0);
   }
   if (!changed) return;
   MarkDirty(node);
@@ -346,26 +360,24 @@ void PartitionJoin::ForgetEarliest() {
 bool PartitionJoin::ExpireEarliestOrphan() {
   const OrphanDue due = orphan_queue_.top();
   orphan_queue_.pop();
-  auto it = orphans_.find(due.rid);
+  OrphanNode* o = orphans_.Find(due.rid);
   // Stale: the labels went to their impression (and any that came after it are
   // queued again with their own first-label time).
-  if (it == orphans_.end() || OrphanExpiry(it->second) != due.at) return false;
-  const std::string& rid = due.rid;
-  for (const Label& l : it->second.labels()) probe_->OrphanExpired(l.kind());
-  orphan_count_ -= it->second.labels_size();
-  orphans_.erase(it);
-  dirty_orphans_.insert(rid);
+  if (o == nullptr || OrphanExpiry(*o) != due.at) return false;
+  for (const LabelValue& l : o->labels) probe_->OrphanExpired(l.kind);
+  orphan_count_ -= o->labels.size();
+  ReleaseOrphan(o);
   return true;
 }
 
-int64_t PartitionJoin::OrphanExpiry(const OrphanLabels& o) const {
-  return o.labels(0).event_time_ms() + config_.orphan_ttl_ms();
+int64_t PartitionJoin::OrphanExpiry(const OrphanNode& o) const {
+  return o.labels.front().event_time_ms + config_.orphan_ttl_ms();
 }
 
 void PartitionJoin::RebuildOrphanQueue() {
   std::vector<OrphanDue> live;
   live.reserve(orphans_.size());
-  for (const auto& [rid, o] : orphans_) live.push_back({OrphanExpiry(o), rid});
+  orphans_.ForEach([&](OrphanNode& o) { live.push_back({OrphanExpiry(o), o.id}); });
   orphan_queue_ = decltype(orphan_queue_)(std::greater<>(), std::move(live));
 }
 

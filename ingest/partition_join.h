@@ -59,8 +59,6 @@
 #include <queue>
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -135,7 +133,8 @@ class PartitionJoin {
   // lower it to exercise snapshots).
   void SetSnapshotMinEntries(size_t n);
   bool dirty() const {
-    return !dirty_records_.empty() || !deleted_records_.empty() || !dirty_orphans_.empty() || meta_dirty_;
+    return !dirty_records_.empty() || !deleted_records_.empty() || !dirty_orphans_.empty() ||
+           !deleted_orphans_.empty() || meta_dirty_;
   }
 
   int32_t partition() const { return partition_; }
@@ -149,6 +148,21 @@ class PartitionJoin {
   size_t orphan_expiry_entries() const { return orphan_queue_.size(); }
 
  private:
+  // What the join keeps of a label: the request it belongs to is its record's or
+  // orphan's id, and nothing reads its other ids.
+  struct LabelValue {
+    LabelKind kind;
+    int64_t event_time_ms;
+    float value;
+    bool operator==(const LabelValue&) const = default;
+  };
+  // Labels that came before their impression, in arrival order (never empty while
+  // the node is in orphans_). Stored form: OrphanLabels.
+  struct OrphanNode {
+    std::string id;  // request id
+    std::vector<LabelValue> labels;
+    int32_t dirty_slot = -1;  // index in dirty_orphans_ while changed since the last checkpoint
+  };
   void ObserveTime(int64_t event_time_ms, bool impression);
   void UpdateWatermark();
   // The newest label of a kind for a task (JoinRecord's TaskLabel).
@@ -190,7 +204,7 @@ class PartitionJoin {
   // Notes that `entry` changed: its id joins the next checkpoint's changes once.
   void MarkDirty(RecordNode* node);
   // Applies one label to an existing record; emits duplicates/corrections.
-  void ApplyLabel(RecordNode* node, const Label& label, std::vector<JoinedSample>* out);
+  void ApplyLabel(RecordNode* node, const LabelValue& label, std::vector<JoinedSample>* out);
   void CloseWindow(RecordNode* node, std::vector<JoinedSample>* out);
   // Erases the record; its deletion is the next checkpoint's change.
   void ForgetRecord(RecordNode* node);
@@ -208,7 +222,11 @@ class PartitionJoin {
   // entry was stale. REQUIRES: the queue is not empty.
   bool ExpireEarliestOrphan();
   // When `o`'s labels expire: its first label's event time + orphan_ttl_ms.
-  int64_t OrphanExpiry(const OrphanLabels& o) const;
+  int64_t OrphanExpiry(const OrphanNode& o) const;
+  void MarkOrphanDirty(OrphanNode* node);
+  // Takes the orphan out; its deletion is the next checkpoint's change.
+  std::unique_ptr<OrphanNode> ReleaseOrphan(OrphanNode* node);
+  static void OrphanToProto(const OrphanNode& node, OrphanLabels* out);
   // Rebuilds the expiry heap from the live orphans, dropping stale entries. Called
   // when they outnumber the live ones, so the heap stays within about twice the
   // orphan bound however many orphans their impressions take before expiry.
@@ -259,7 +277,7 @@ class PartitionJoin {
   IdTable<RecordNode> records_;
   TimeQueue close_queue_;  // open: event time + max window
   TimeQueue drop_queue_;   // closed: close time + correction horizon
-  std::unordered_map<std::string, OrphanLabels> orphans_;
+  IdTable<OrphanNode> orphans_;  // the same Hash as records_: one HashOf serves both
   // Orphan expiries; an entry goes stale when its labels are taken by their
   // impression: it stays in the heap (no search to remove it) and is skipped when it
   // reaches the top.
@@ -271,7 +289,10 @@ class PartitionJoin {
   // the deletions first, so an id forgotten and then seen again ends up live.
   std::vector<RecordNode*> dirty_records_;
   std::vector<std::string> deleted_records_;
-  std::unordered_set<std::string> dirty_orphans_;
+  // Orphans changed or released since the last checkpoint, kept as the records' are.
+  std::vector<OrphanNode*> dirty_orphans_;
+  std::vector<std::string> deleted_orphans_;
+  OrphanLabels stored_orphans_;  // scratch: an orphan's stored form at checkpoint
   JoinRecord stored_;  // scratch: a record's stored form at checkpoint
   bool meta_dirty_ = false;
   // Changelog position (ingest/join_log.h): live segments are [log_first_seq_, log_next_seq_).

@@ -42,7 +42,7 @@ std::string PartitionMetaKey(int32_t partition) { return JoinPartitionPrefix(par
 
 size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const std::string& labels_topic,
                                      store::WriteBatch* batch) {
-  const size_t n = dirty_records_.size() + deleted_records_.size() + dirty_orphans_.size();
+  const size_t n = dirty_records_.size() + deleted_records_.size() + dirty_orphans_.size() + deleted_orphans_.size();
   entries_since_snapshot_ += n;
   SegmentWriter segments(partition_, &log_next_seq_, batch);
   const size_t live = records_.size() + orphans_.size();
@@ -56,7 +56,11 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
       node.rec.dirty_slot = -1;
       node.rec.stored = true;
     });
-    for (const auto& [rid, o] : orphans_) segments.Add(JoinLogEntry::kOrphans, rid, &o);
+    orphans_.ForEach([&](OrphanNode& node) {
+      OrphanToProto(node, &stored_orphans_);
+      segments.Add(JoinLogEntry::kOrphans, node.id, &stored_orphans_);
+      node.dirty_slot = -1;
+    });
     segments.Finish();
     if (first > log_first_seq_) {
       batch->DeleteRange(kRecordFamily, JoinLogSegmentKey(partition_, log_first_seq_),
@@ -81,13 +85,11 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
       rec.dirty_slot = -1;
       rec.stored = true;
     }
-    for (const std::string& rid : dirty_orphans_) {
-      auto it = orphans_.find(rid);
-      if (it == orphans_.end()) {
-        segments.Add(JoinLogEntry::kOrphansDeleted, rid, nullptr);
-      } else {
-        segments.Add(JoinLogEntry::kOrphans, rid, &it->second);
-      }
+    for (const std::string& rid : deleted_orphans_) segments.Add(JoinLogEntry::kOrphansDeleted, rid, nullptr);
+    for (OrphanNode* node : dirty_orphans_) {
+      OrphanToProto(*node, &stored_orphans_);
+      segments.Add(JoinLogEntry::kOrphans, node->id, &stored_orphans_);
+      node->dirty_slot = -1;
     }
     segments.Finish();
   }
@@ -107,6 +109,7 @@ size_t PartitionJoin::CollectChanges(const std::string& impressions_topic, const
   dirty_records_.clear();
   deleted_records_.clear();
   dirty_orphans_.clear();
+  deleted_orphans_.clear();
   meta_dirty_ = false;
   return n;
 }
@@ -130,20 +133,36 @@ bool PartitionJoin::ApplyStoredEntry(JoinLogEntry type, std::string_view id, std
       return true;
     }
     case JoinLogEntry::kOrphans: {
-      OrphanLabels& o = orphans_[rid];
-      return o.ParseFromArray(payload.data(), static_cast<int>(payload.size())) && o.labels_size() > 0;
+      if (!stored_orphans_.ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
+          stored_orphans_.labels_size() == 0) {
+        return false;
+      }
+      OrphanNode* node = orphans_.Emplace(std::string(id)).first;
+      node->labels.clear();
+      for (const Label& l : stored_orphans_.labels()) node->labels.push_back({l.kind(), l.event_time_ms(), l.value()});
+      return true;
     }
     case JoinLogEntry::kRecordDeleted:
       if (RecordNode* node = records_.Find(rid)) records_.Release(node);
       return true;
     case JoinLogEntry::kOrphansDeleted:
-      orphans_.erase(rid);
+      if (OrphanNode* node = orphans_.Find(rid)) orphans_.Release(node);
       return true;
   }
   return false;
 }
 
 void PartitionJoin::SetSnapshotMinEntries(size_t n) { snapshot_min_entries_ = n; }
+
+void PartitionJoin::OrphanToProto(const OrphanNode& node, OrphanLabels* out) {
+  out->Clear();  // keeps the storage of its repeated labels
+  for (const LabelValue& l : node.labels) {
+    Label* stored = out->add_labels();
+    stored->set_kind(l.kind);
+    stored->set_event_time_ms(l.event_time_ms);
+    stored->set_value(l.value);
+  }
+}
 
 void PartitionJoin::RecordToProto(const std::string& rid, const RecordEntry& rec, bool with_features,
                                   JoinRecord* out) {
@@ -259,7 +278,7 @@ StatusOr<std::unique_ptr<PartitionJoin>> PartitionJoin::Load(const store::KvStor
   }));
   RETURN_IF_ERROR(parse_error);
   join->records_.ForEach([&](RecordNode& node) { join->RestoreQueues(&node); });
-  for (const auto& [rid, o] : join->orphans_) join->orphan_count_ += o.labels_size();
+  join->orphans_.ForEach([&](OrphanNode& o) { join->orphan_count_ += o.labels.size(); });
   join->RebuildOrphanQueue();
   const size_t live = join->records_.size() + join->orphans_.size();
   join->entries_since_snapshot_ = entries > live ? entries - live : 0;

@@ -585,6 +585,40 @@ TEST_F(JoinStoreTest, RecordForgottenAndSeenAgainBetweenCheckpointsIsStoredLive)
   EXPECT_TRUE(Find("c").has_value());
 }
 
+// Between two checkpoints one orphan is taken by its impression, one gains a label,
+// and one expires and orphans again with another label: the second checkpoint's
+// changelog holds each as it stands (deletions before the live entries).
+TEST_F(JoinStoreTest, OrphansChangedBetweenCheckpointsReloadAsTheyStand) {
+  Make(POLICY_WAIT);
+  join_->AddLabel(Lab("taken", LABEL_CLICK, T + 1000), &out_);
+  join_->AddLabel(Lab("grown", LABEL_CLICK, T + 30000), &out_);
+  join_->AddLabel(Lab("again", LABEL_LIKE, T + 1000), &out_);
+  Save();
+  join_->AddImpression(Imp("taken", T + 500), &out_);
+  join_->AddLabel(Lab("grown", LABEL_LIKE, T + 31000), &out_);
+  Tick(T + 1000 + 60000 + 1000);  // "again" expires (TTL 60 s); "taken" closes with its click
+  ASSERT_EQ(join_->orphan_labels(), 2u);
+  join_->AddLabel(Lab("again", LABEL_CLICK, T + 62500), &out_);
+  Save();
+  ASSERT_TRUE(Find("taken").has_value());
+  EXPECT_EQ(Find("taken")->label(0), 1);
+  out_.clear();
+
+  join_ = Reload();
+  ASSERT_NE(join_, nullptr);
+  EXPECT_EQ(join_->orphan_labels(), 3u);  // grown's two and again's new one; not taken's
+  join_->AddImpression(Imp("grown", T + 29000), &out_);
+  join_->AddImpression(Imp("again", T + 62000), &out_);
+  Tick(T + 200000);
+  ASSERT_TRUE(Find("grown").has_value());
+  EXPECT_EQ(LabelValues(*Find("grown")), (std::vector<float>{1, 1, 0, 0}));
+  ASSERT_TRUE(Find("again").has_value());
+  // The click only: the expired like is gone (it would put like in the click's space).
+  EXPECT_EQ(LabelValues(*Find("again")), (std::vector<float>{1, 0, 0, 0}));
+  EXPECT_EQ(Masks(*Find("again")), (std::vector<bool>{true, true, false, true}));
+  EXPECT_EQ(join_->orphan_labels(), 0u);
+}
+
 TEST_F(JoinStoreTest, ChangedRecordIsWrittenWithoutItsFeaturesAndReloadsWithThem) {
   for (LabelPolicy policy : {POLICY_WAIT, POLICY_WAIT_CORRECT, POLICY_IMMEDIATE}) {
     SCOPED_TRACE(PolicyLabel(policy));
