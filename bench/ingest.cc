@@ -79,6 +79,17 @@ double CpuSeconds(clockid_t clock) {
 double ThreadCpuSeconds() { return CpuSeconds(CLOCK_THREAD_CPUTIME_ID); }
 // Every thread of the process: the joiner, librdkafka's and the embedded brokers'.
 double ProcessCpuSeconds() { return CpuSeconds(CLOCK_PROCESS_CPUTIME_ID); }
+// How long the calling thread has been runnable but not running (waiting for a CPU
+// that other threads held): the second field of /proc/thread-self/schedstat. -1
+// where the kernel does not keep it.
+double ThreadRunQueueSeconds() {
+  std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
+  if (f == nullptr) return -1;
+  unsigned long long ran_ns = 0, waited_ns = 0;
+  const bool read = std::fscanf(f, "%llu %llu", &ran_ns, &waited_ns) == 2;
+  std::fclose(f);
+  return read ? static_cast<double>(waited_ns) / 1e9 : -1;
+}
 
 // Reads `total` events of `impressions` and `labels` in group `group`, printing
 // progress each second under `what`; with pass_through, also produces each
@@ -297,6 +308,7 @@ int main(int argc, char** argv) {
   const auto dir = std::filesystem::temp_directory_path() / ("freshet_bench_ingest_" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
   double joiner_s = 0, joiner_cpu_s = 0, process_cpu_s = 0, checkpoint_s = 0, checkpoint_mb = 0;
+  double joiner_wait_cpu_s = 0, read_all_s = 0;
   uint64_t samples = 0, deadletters = 0, checkpoints = 0;
   {
     freshet::store::KvStore::Options sopt;
@@ -316,7 +328,7 @@ int main(int argc, char** argv) {
     if (!joiner.ok()) return Fail("bench_ingest", joiner.status());
     if (Status s = (*joiner)->Start(); !s.ok()) return Fail("bench_ingest", s);
     Steady::time_point last_print = Steady::now();
-    double cpu0 = 0, process_cpu0 = 0;
+    double cpu0 = 0, process_cpu0 = 0, run_queue0 = 0;
     const auto deadline = Steady::now() + std::chrono::minutes(10);
     while (true) {
       // The assignment happens inside RunOnce's poll: the CPU clock starts one call
@@ -325,9 +337,11 @@ int main(int argc, char** argv) {
       if (!assigned) {
         cpu0 = ThreadCpuSeconds();
         process_cpu0 = ProcessCpuSeconds();
+        run_queue0 = ThreadRunQueueSeconds();
       }
       if (Status s = (*joiner)->RunOnce(assigned ? 100 : 10); !s.ok()) return Fail("bench_ingest", s);
       const auto st = (*joiner)->stats();
+      if (st.events >= total && read_all_s == 0) read_all_s = SecondsSinceUs(st.assigned_us);
       if (st.events >= total && st.samples >= impressions) break;
       if (Steady::now() > deadline) return Fail("bench_ingest", freshet::DeadlineExceededError("joiner did not finish in 10 min"));
       if (st.assigned_us != 0 && Seconds(last_print) >= 1.0) {
@@ -341,6 +355,7 @@ int main(int argc, char** argv) {
     const auto st = (*joiner)->stats();
     joiner_s = SecondsSinceUs(st.assigned_us);
     joiner_cpu_s = ThreadCpuSeconds() - cpu0;
+    joiner_wait_cpu_s = run_queue0 < 0 ? -1 : ThreadRunQueueSeconds() - run_queue0;
     process_cpu_s = ProcessCpuSeconds() - process_cpu0;
     samples = st.samples;
     deadletters = st.deadletters;
@@ -351,6 +366,9 @@ int main(int argc, char** argv) {
                 "%.2fs (%.0f events per CPU-second); whole process %.2f CPU-s (cluster and client threads too)\n",
                 total, samples, deadletters, joiner_s, total / joiner_s, joiner_cpu_s, total / joiner_cpu_s,
                 process_cpu_s);
+    std::printf("joiner thread: every event read at %.2fs (the rest: producing and the final checkpoint's delivery "
+                "and write); %.2fs runnable but waiting for a CPU held by other threads\n",
+                read_all_s, joiner_wait_cpu_s);
     std::printf("checkpoints: %lu, %lu records, %.1f MB; joiner thread %.2fs in them (%.2fs collecting changes); "
                 "writer thread %.2fs waiting for sample delivery, %.2fs RocksDB write\n",
                 checkpoints, st.checkpoint_records, checkpoint_mb, checkpoint_s, st.checkpoint_collect_us / 1e6,
@@ -389,6 +407,8 @@ int main(int argc, char** argv) {
       .Key("samples").Int(static_cast<int64_t>(samples))
       .Key("joiner_cpu_s").Double(joiner_cpu_s)
       .Key("process_cpu_s").Double(process_cpu_s)
+      .Key("joiner_read_all_s").Double(read_all_s)
+      .Key("joiner_run_queue_s").Double(joiner_wait_cpu_s)
       .Key("checkpoints").Int(static_cast<int64_t>(checkpoints))
       .Key("checkpoint_s").Double(checkpoint_s)
       .Key("checkpoint_mb").Double(checkpoint_mb)
