@@ -6,6 +6,7 @@
 #include <google/protobuf/wire_format_lite.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "ingest/sample_wire.h"
 
@@ -89,9 +90,66 @@ bool SkipField(CodedInputStream* in, uint32_t tag, int depth = 0) {
   }
 }
 
+// A varint the generated parser accepts whatever its version: at most 10 bytes, the
+// tenth at most 1 (no bits past 64). false for anything else, and the caller leaves
+// the decision to the parser.
+bool PlainVarint(const uint8_t** at, const uint8_t* end, uint64_t* v) {
+  uint64_t r = 0;
+  const uint8_t* p = *at;
+  for (int i = 0; i < 10 && p < end; ++i) {
+    const uint8_t b = *p++;
+    if (i == 9 && b > 1) return false;
+    r |= uint64_t{b & 0x7fu} << (7 * i);
+    if (b < 0x80) {
+      *at = p;
+      *v = r;
+      return true;
+    }
+  }
+  return false;
+}
+
+// The quick check of a feature's bytes in the form protobuf's serializers write it:
+// `slot` (field 1, a varint) and the values (field 2, packed: varint ids, or floats
+// that must all be finite), each any number of times. true: a valid SparseFeature
+// (kDense false) or DenseFeature with finite values. false says nothing (another
+// form, or bad bytes, or a NaN): the message's own parser decides then.
+template <bool kDense>
+bool PlainFeature(std::string_view bytes) {
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  const uint8_t* const end = p + bytes.size();
+  uint64_t v = 0;
+  while (p < end) {
+    const uint8_t tag = *p++;
+    if (tag == 0x08) {  // field 1, varint
+      if (!PlainVarint(&p, end, &v)) return false;
+    } else if (tag == 0x12) {  // field 2, length-delimited: the packed values
+      const uint8_t* length_at = p;
+      // The parser reads a length in at most 5 bytes.
+      if (!PlainVarint(&p, end, &v) || p - length_at > 5 || v > static_cast<uint64_t>(end - p)) return false;
+      const uint8_t* const values_end = p + v;
+      if constexpr (kDense) {
+        if (v % 4 != 0) return false;
+        for (; p < values_end; p += 4) {
+          float f;
+          std::memcpy(&f, p, 4);
+          if (!std::isfinite(f)) return false;
+        }
+      } else {
+        while (p < values_end) {
+          if (!PlainVarint(&p, values_end, &v)) return false;
+        }
+      }
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Walks an Impression's top level: fields 1-4 into `out`'s ids and time, each feature
-// (fields 5 and 6) parsed by its own message's parser to validate it and appended to
-// out->features under its Sample field number. Any other field is skipped, as are known
+// (fields 5 and 6) validated (PlainFeature, else its own message's parser) and
+// appended to out->features under its Sample field number. Any other field is skipped, as are known
 // fields of the wrong wire type (the generated parser treats them as unknown). The
 // first non-finite dense value goes to *bad_feature. false: not an Impression.
 bool ScanImpression(std::string_view value, ImpressionEvent* out, Rejection* bad_feature) {
@@ -126,12 +184,15 @@ bool ScanImpression(std::string_view value, ImpressionEvent* out, Rejection* bad
       if (!ReadSize(&in, &n) || n > size - in.CurrentPosition()) return false;
       const std::string_view bytes = value.substr(static_cast<size_t>(in.CurrentPosition()), static_cast<size_t>(n));
       in.Skip(n);
+      // The quick check passes the usual form; the parser judges the rest.
       if (field == Impression::kSparseFieldNumber) {
-        if (!sparse.ParseFromArray(bytes.data(), n)) return false;
+        if (!PlainFeature<false>(bytes) && !sparse.ParseFromArray(bytes.data(), n)) return false;
         AppendLengthDelimited(Sample::kSparseFieldNumber, bytes, &out->features);
       } else {
-        if (!dense.ParseFromArray(bytes.data(), n)) return false;
-        if (Rejection r = CheckDense(dense); !r.ok() && bad_feature->ok()) *bad_feature = std::move(r);
+        if (!PlainFeature<true>(bytes)) {
+          if (!dense.ParseFromArray(bytes.data(), n)) return false;
+          if (Rejection r = CheckDense(dense); !r.ok() && bad_feature->ok()) *bad_feature = std::move(r);
+        }
         AppendLengthDelimited(Sample::kDenseFieldNumber, bytes, &out->features);
       }
     } else if (!SkipField(&in, tag)) {

@@ -41,8 +41,9 @@ struct DecodeLimits {
 //
 // DecodeImpression accepts exactly the bytes that Impression::ParseFromArray accepts
 // (unknown fields are skipped; a repeated scalar field keeps its last value), without
-// building the nested feature messages: it walks the top level itself and hands each
-// feature to the matching message's own parser, into a reused scratch message.
+// building the nested feature messages: it walks the top level itself. A feature in the
+// form serializers write (slot, packed values) is checked by a scan of its bytes; any
+// other form goes to the matching message's own parser, into a reused scratch message.
 Rejection DecodeImpression(std::string_view key, std::string_view value, const DecodeLimits& limits,
                            ImpressionEvent* out);
 Rejection DecodeLabel(std::string_view key, std::string_view value, const DecodeLimits& limits, Label* out);

@@ -175,6 +175,57 @@ TEST(EventDecoderTest, ImpressionKeepsItsFeaturesAsSampleFields) {
   ExpectSameFeatures(ev, GoodImp());
 }
 
+// Feature bytes in the usual form pass a quick scan; every other form goes to the
+// feature message's parser. Either way DecodeImpression accepts exactly what
+// Impression's own parser accepts, and rejects a dense NaN/Inf.
+TEST(EventDecoderTest, FeatureFormsAreJudgedLikeTheGeneratedParser) {
+  const std::string s = std::string("\x2a", 1);  // Impression field 5 (sparse), length-delimited
+  const std::string d = std::string("\x32", 1);  // field 6 (dense)
+  auto feature = [](const std::string& tag, const std::string& body) {
+    return tag + static_cast<char>(body.size()) + body;
+  };
+  const std::string one_f = std::string("\x00\x00\x80\x3f", 4);  // 1.0f
+  const std::string nan_f = std::string("\x00\x00\xc0\x7f", 4);
+  struct Case {
+    const char* what;
+    std::string feature;
+  };
+  const std::vector<Case> cases = {
+      {"usual sparse", feature(s, std::string("\x08\x03\x12\x03\x0b\xac\x02", 7))},
+      {"usual dense", feature(d, std::string("\x08\x01\x12\x04", 4) + one_f)},
+      {"empty feature", feature(s, "")},
+      {"slot twice, values twice", feature(s, std::string("\x08\x01\x12\x01\x05\x08\x02\x12\x01\x06", 10))},
+      {"unpacked id", feature(s, std::string("\x10\x05", 2))},
+      {"unknown field", feature(s, std::string("\x18\x01", 2))},
+      {"ten-byte slot", feature(s, std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11))},
+      {"ten-byte slot, high bits", feature(s, std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 11))},
+      {"eleven-byte slot", feature(s, std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12))},
+      {"slot cut short", feature(s, std::string("\x08\x80", 2))},
+      {"id runs past its packed field", feature(s, std::string("\x12\x01\x80\x08\x01", 5))},
+      {"packed length past the end", feature(s, std::string("\x12\x05\x01", 3))},
+      {"packed length in six bytes", feature(s, std::string("\x12\x81\x80\x80\x80\x80\x00\x01", 8))},
+      {"dense length not a multiple of 4", feature(d, std::string("\x12\x03\x00\x00\x80", 5))},
+      {"dense NaN", feature(d, std::string("\x12\x04", 2) + nan_f)},
+      {"dense NaN unpacked", feature(d, std::string("\x15", 1) + nan_f)},
+      {"dense unpacked", feature(d, std::string("\x15", 1) + one_f)},
+      {"multi-byte tag for slot", feature(s, std::string("\x88\x00\x05", 3))},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    const std::string bytes = GoodImp().SerializeAsString() + c.feature;
+    Impression ref;
+    const bool parses = ref.ParseFromString(bytes);
+    bool finite = true;
+    for (const DenseFeature& f : ref.dense()) {
+      for (float v : f.values()) finite = finite && std::isfinite(v);
+    }
+    ImpressionEvent ev;
+    const Rejection r = DecodeImpression("r1", bytes, Limits(), &ev);
+    EXPECT_EQ(r.reason, !parses ? "malformed_protobuf" : !finite ? "non_finite_value" : "") << Hex(c.feature);
+    if (r.ok()) ExpectSameFeatures(ev, ref);
+  }
+}
+
 TEST(EventDecoderTest, RequestIdMustBeUtf8LikeTheGeneratedParserSays) {
   Impression i = GoodImp();
   i.set_request_id(std::string("r\xc3", 2));  // a truncated two-byte sequence
