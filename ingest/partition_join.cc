@@ -168,7 +168,12 @@ void PartitionJoin::ApplyLabel(RecordNode* node, const LabelValue& label, std::v
     if (slot && std::make_pair(slot->event_time_ms, slot->value) > std::make_pair(label.event_time_ms, label.value)) {
       continue;  // an older label than the one kept: the newest wins
     }
-    if (!slot) slot = &rec->labels.emplace_back(TaskLabelEntry{t, label.kind, 0, 0.0f, timely});
+    if (!slot) {
+      // Most records end up with a few entries (a play-time label sets two tasks):
+      // one allocation for them instead of one per doubling.
+      if (rec->labels.capacity() == 0) rec->labels.reserve(4);
+      slot = &rec->labels.emplace_back(TaskLabelEntry{t, label.kind, 0, 0.0f, timely});
+    }
     slot->event_time_ms = label.event_time_ms;
     slot->value = label.value;
     changed = true;
