@@ -7,7 +7,6 @@
 namespace freshet::ingest {
 namespace {
 
-constexpr int kKinds = LabelKind_MAX + 1;
 static_assert(TaskRules::kMaxTasks <= static_cast<int>(kMaxSampleTasks), "a sample holds every task");
 // Stale orphan expiries tolerated beyond twice the live orphans before a rebuild.
 constexpr size_t kOrphanQueueSlack = 4096;
@@ -197,19 +196,22 @@ void PartitionJoin::ApplyLabel(RecordNode* node, const LabelValue& label, std::v
 
 PartitionJoin::TaskValues PartitionJoin::Evaluate(const RecordEntry& rec, bool include_late) const {
   const int n = rules_->size();
-  std::vector<const TaskLabelEntry*> best(static_cast<size_t>(n) * kKinds, nullptr);
-  for (const TaskLabelEntry& e : rec.labels) {
-    if (!e.timely && !include_late) continue;
-    if (e.task < 0 || e.task >= n || e.kind < 0 || e.kind >= kKinds) continue;
-    const TaskLabelEntry*& b = best[static_cast<size_t>(e.task) * kKinds + e.kind];
-    if (!b || std::make_pair(e.event_time_ms, e.value) > std::make_pair(b->event_time_ms, b->value)) b = &e;
-  }
+  // The newest entry of task t and kind k (by event time, then value), or nullptr. A
+  // record holds a few entries, so a scan per (task, kind) costs less than a table.
+  auto newest = [&](int t, LabelKind k) {
+    const TaskLabelEntry* b = nullptr;
+    for (const TaskLabelEntry& e : rec.labels) {
+      if (e.task != t || e.kind != k || (!e.timely && !include_late)) continue;
+      if (!b || std::make_pair(e.event_time_ms, e.value) > std::make_pair(b->event_time_ms, b->value)) b = &e;
+    }
+    return b;
+  };
   TaskValues v;
   std::fill_n(v.value.begin(), n, 0.0f);
   for (int t = 0; t < n; ++t) {
     const TaskRule& rule = rules_->task(t);
     for (LabelKind k : rule.kinds) {
-      const TaskLabelEntry* b = best[static_cast<size_t>(t) * kKinds + k];
+      const TaskLabelEntry* b = newest(t, k);
       if (!b) continue;
       if (rule.regression) {
         if (!(v.observed >> t & 1)) v.value[t] = b->value * rule.scale;
