@@ -123,7 +123,7 @@ void Joiner::ProcessBatch(size_t n, size_t stale_before) {
       continue;
     }
     PartitionJoin* join = StateFor(m.partition);  // creates state here, never inside the lanes
-    lanes_[static_cast<size_t>(m.partition % lanes)].messages.emplace_back(&m, join);
+    lanes_[static_cast<size_t>(m.partition % lanes)].messages.push_back({&m, join});
   }
   if (skipped > 0) {
     LOG_INFO("ingest_rebalance_skipped").Kv("messages", skipped).Kv("effect", "read again from the stored offsets");
@@ -131,13 +131,20 @@ void Joiner::ProcessBatch(size_t n, size_t stale_before) {
   // Each lane touches only its own partitions and scratch; metrics are atomic.
   pool_->Run(lanes, [&](int k) {
     Lane& lane = lanes_[static_cast<size_t>(k)];
-    for (const auto& [m, join] : lane.messages) Process(*m, join, &lane);
+    JoinLane(&lane);
     for (auto& [p, join] : partitions_) {
       if (p % lanes == k) join->Advance(&lane.emitted);  // an input may have gone idle
     }
     QueueEmitted(&lane);
   });
   MergeLanes();
+}
+
+void Joiner::JoinLane(Lane* lane) {
+  const std::vector<Lane::Queued>& q = lane->messages;
+  ForEachPrefetched(
+      q.size(), [&](size_t i) -> std::string_view { return q[i].message->key; },
+      [&](size_t i) { return q[i].join; }, [&](size_t i) { Process(*q[i].message, q[i].join, lane); });
 }
 
 void Joiner::Process(const KafkaMessage& m, PartitionJoin* join, Lane* lane) {

@@ -118,7 +118,11 @@ class Joiner {
   // What one join thread works with during a batch: its messages, its scratch, and
   // what it queues for the producer (merged into pending_ after the batch).
   struct Lane {
-    std::vector<std::pair<const KafkaMessage*, PartitionJoin*>> messages;
+    struct Queued {
+      const KafkaMessage* message;
+      PartitionJoin* join;
+    };
+    std::vector<Queued> messages;
     std::vector<JoinedSample> emitted;  // scratch: what the joins just emitted
     Label label;                        // scratch: the label being decoded (its storage is reused)
     std::vector<std::pair<std::string, std::string>> pending;  // (key, bytes); \x01 key: dead letter
@@ -132,6 +136,9 @@ class Joiner {
   // rewound (assign) without them, so they are read again, by this joiner or the
   // partition's next owner. REQUIRES: mu_ held.
   void ProcessBatch(size_t n, size_t stale_before);
+  // Process()es the lane's messages in order, their lookups prefetched ahead
+  // (ForEachPrefetched).
+  void JoinLane(Lane* lane);
   void Process(const KafkaMessage& m, PartitionJoin* join, Lane* lane);
   void DeadLetter(const KafkaMessage& m, const std::string& reason, const std::string& detail, Lane* lane);
   // Moves lane->emitted to lane->pending as (user id key, Sample bytes).

@@ -121,6 +121,15 @@ void PartitionJoin::AddLabel(const Label& label, std::vector<JoinedSample>* out)
   Advance(out);
 }
 
+void PartitionJoin::Prefetch(uint64_t hash, int stage) const {
+  if (stage == 0) {
+    records_.PrefetchSlot(hash);
+    orphans_.PrefetchSlot(hash);
+  } else {
+    records_.PrefetchNode(hash);
+  }
+}
+
 void PartitionJoin::MarkOrphanDirty(OrphanNode* node) {
   if (node->dirty_slot >= 0) return;
   node->dirty_slot = static_cast<int32_t>(dirty_orphans_.size());

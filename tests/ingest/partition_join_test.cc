@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <numeric>
 #include <optional>
 
 #include "store/kv_store.h"
@@ -449,6 +450,32 @@ TEST_F(JoinTest, WatermarkFollowsTheSlowerInputUntilItIsIdle) {
   // It never moves back when the slow input resumes.
   join_->AddLabel(Lab("r9", LABEL_CLICK, T + 3000), &out_);
   EXPECT_EQ(join_->watermark(), T + 100001 - 1000);
+}
+
+// The prefetching loop visits every event once, in order, whatever the count (around
+// its look-ahead distances) and whether events have keys; hints change no state.
+TEST_F(JoinTest, ForEachPrefetchedVisitsEveryEventInOrder) {
+  Make(POLICY_WAIT);
+  join_->AddImpression(Imp("r1", T), &out_);
+  for (size_t n : {0, 1, 2, 3, 4, 5, 9}) {
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < n; ++i) keys.push_back(i % 3 == 1 ? "" : "r" + std::to_string(i));
+    std::vector<size_t> seen;
+    size_t hinted = 0;
+    ForEachPrefetched(
+        n, [&](size_t i) -> std::string_view { return keys[i]; },
+        [&](size_t) {
+          ++hinted;
+          return join_.get();
+        },
+        [&](size_t i) { seen.push_back(i); });
+    std::vector<size_t> all(n);
+    std::iota(all.begin(), all.end(), 0);
+    EXPECT_EQ(seen, all) << n << " events";
+    EXPECT_LE(hinted, 2 * n);
+  }
+  EXPECT_EQ(join_->open_records(), 1u);
+  EXPECT_TRUE(out_.empty());
 }
 
 TEST_F(JoinTest, WatermarksArePerPartition) {
