@@ -149,9 +149,10 @@ bool PlainFeature(std::string_view bytes) {
 
 // Walks an Impression's top level: fields 1-4 into `out`'s ids and time, each feature
 // (fields 5 and 6) validated (PlainFeature, else its own message's parser) and
-// appended to out->features under its Sample field number. Any other field is skipped, as are known
-// fields of the wrong wire type (the generated parser treats them as unknown). The
-// first non-finite dense value goes to *bad_feature. false: not an Impression.
+// appended to out->features under its Sample field number. Any other field is
+// skipped, as are known fields of the wrong wire type (the generated parser treats
+// them as unknown). The first non-finite dense value goes to *bad_feature. false: not
+// an Impression.
 bool ScanImpression(std::string_view value, ImpressionEvent* out, Rejection* bad_feature) {
   // Reused across calls: parsing into them reuses their capacity.
   thread_local SparseFeature sparse;

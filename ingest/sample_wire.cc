@@ -59,12 +59,10 @@ size_t HeaderSize(const SampleHeader& h) {
   return size;
 }
 
-}  // namespace
-
-void AppendSampleHeader(const SampleHeader& h, std::string* out) {
+// AppendSampleHeader, given HeaderSize(h).
+void AppendHeader(const SampleHeader& h, size_t size, std::string* out) {
   const size_t n = h.label.size();
   assert(n <= kMaxSampleTasks);
-  const size_t size = HeaderSize(h);
   const size_t start = out->size();
   out->resize(start + size);
   uint8_t* at = reinterpret_cast<uint8_t*>(out->data()) + start;
@@ -99,11 +97,16 @@ void AppendSampleHeader(const SampleHeader& h, std::string* out) {
   (void)end;
 }
 
+}  // namespace
+
+void AppendSampleHeader(const SampleHeader& h, std::string* out) { AppendHeader(h, HeaderSize(h), out); }
+
 std::string SampleBytes(std::string_view features, const SampleHeader& h) {
+  const size_t header = HeaderSize(h);
   std::string out;
-  out.reserve(features.size() + HeaderSize(h));
+  out.reserve(features.size() + header);
   out.append(features);
-  AppendSampleHeader(h, &out);
+  AppendHeader(h, header, &out);
   return out;
 }
 
