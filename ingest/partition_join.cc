@@ -394,7 +394,7 @@ void PartitionJoin::RebuildOrphanQueue() {
   std::vector<OrphanDue> live;
   live.reserve(orphans_.size());
   orphans_.ForEach([&](OrphanNode& o) { live.push_back({OrphanExpiry(o), o.id}); });
-  orphan_queue_ = decltype(orphan_queue_)(std::greater<>(), std::move(live));
+  orphan_queue_.Assign(std::move(live));
 }
 
 void PartitionJoin::ForceCloseOldest(int n, std::vector<JoinedSample>* out) {

@@ -56,7 +56,6 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <queue>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -68,6 +67,7 @@
 #include "ingest/ingest_probe.h"
 #include "ingest/join_log.h"
 #include "ingest/join_state.pb.h"
+#include "ingest/run_queue.h"
 #include "ingest/sample_wire.h"
 #include "ingest/task_rules.h"
 #include "schemas/config.pb.h"
@@ -270,8 +270,9 @@ class PartitionJoin {
   int64_t watermark_ = kNoTime;
   int64_t imp_offset_ = -1;
   int64_t label_offset_ = -1;
-  // Earliest time first, ties by request id. Only the top is ever taken, so a heap in
-  // a vector serves (no tree node per record). Entries point at their record: every
+  // Earliest time first, ties by request id. Only the top is ever taken, and entries
+  // come mostly in time order: a RunQueue serves (no tree node per record, and O(1)
+  // for in-order entries). Entries point at their record: every
   // record is in exactly one queue (open: close_queue_, closed: drop_queue_) until
   // that queue pops it, and only then is it erased, so the pointer is never stale and
   // no id lookup is needed to act on it.
@@ -280,15 +281,15 @@ class PartitionJoin {
     RecordNode* node;
     bool operator>(const Due& o) const { return at != o.at ? at > o.at : node->id > o.node->id; }
   };
-  using TimeQueue = std::priority_queue<Due, std::vector<Due>, std::greater<>>;
+  using TimeQueue = RunQueue<Due>;
   IdTable<RecordNode> records_;
   TimeQueue close_queue_;  // open: event time + max window
   TimeQueue drop_queue_;   // closed: close time + correction horizon
   IdTable<OrphanNode> orphans_;  // the same Hash as records_: one HashOf serves both
-  // Orphan expiries; an entry goes stale when its labels are taken by their
-  // impression: it stays in the heap (no search to remove it) and is skipped when it
-  // reaches the top.
-  std::priority_queue<OrphanDue, std::vector<OrphanDue>, std::greater<>> orphan_queue_;
+  // Orphan expiries (a RunQueue: first-label times come mostly in order); an entry
+  // goes stale when its labels are taken by their impression: it stays queued (no
+  // search to remove it) and is skipped when it reaches the top.
+  RunQueue<OrphanDue> orphan_queue_;
   size_t orphan_count_ = 0;
   // Ids of records changed (or forgotten) since the last checkpoint, each once per
   // checkpoint: live ones by their node (RecordEntry.dirty_slot is the index; a
