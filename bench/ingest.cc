@@ -24,6 +24,7 @@
 // binary moves by up to a third from one process to the next.
 //
 // Last line: one JSON object (docs/benchmarks.md).
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +83,12 @@ double ProcessCpuSeconds() { return CpuSeconds(CLOCK_PROCESS_CPUTIME_ID); }
 // How long the calling thread has been runnable but not running (waiting for a CPU
 // that other threads held): the second field of /proc/thread-self/schedstat. -1
 // where the kernel does not keep it.
+// Minor page faults of the calling thread so far (first touches of fresh heap pages).
+long ThreadMinorFaults() {
+  rusage u{};
+  return getrusage(RUSAGE_THREAD, &u) == 0 ? u.ru_minflt : -1;
+}
+
 double ThreadRunQueueSeconds() {
   std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
   if (f == nullptr) return -1;
@@ -96,7 +103,7 @@ double ThreadRunQueueSeconds() {
 // impression's bytes unchanged to topic `pass_through` (created here) and waits for
 // their delivery. *seconds runs from the assignment to the end.
 Status ReadAll(freshet::ingest::EmbeddedKafka& kafka, const std::string& group, const char* what, size_t total,
-               bool pass_through, int linger_ms, double* seconds) {
+               bool pass_through, int linger_ms, double* seconds, double* process_cpu_seconds) {
   freshet::ingest::KafkaConsumer::Options copt;
   copt.bootstrap_servers = kafka.bootstrap();
   copt.group_id = group;
@@ -114,6 +121,7 @@ Status ReadAll(freshet::ingest::EmbeddedKafka& kafka, const std::string& group, 
     ASSIGN_OR_RETURN(producer, freshet::ingest::KafkaProducer::Create(popt));
   }
   RETURN_IF_ERROR(consumer->Subscribe({"impressions", "labels"}));
+  const double cpu0 = ProcessCpuSeconds();  // the group join's few ms of CPU included
   const auto deadline = Steady::now() + std::chrono::minutes(2);
   Steady::time_point last_print = Steady::now();
   freshet::ingest::KafkaMessage m;
@@ -135,6 +143,7 @@ Status ReadAll(freshet::ingest::EmbeddedKafka& kafka, const std::string& group, 
   }
   if (producer) RETURN_IF_ERROR(producer->Flush(60000));
   *seconds = SecondsSinceUs(assigned_us);
+  *process_cpu_seconds = ProcessCpuSeconds() - cpu0;
   return Status::Ok();
 }
 
@@ -299,27 +308,31 @@ int main(int argc, char** argv) {
   }
 
   // (1) Raw consume: the same topics, no processing.
-  double raw_s = 0;
-  if (Status s = ReadAll(**kafka, "bench-raw", "raw", total, false, 0, &raw_s); !s.ok()) return Fail("bench_ingest", s);
-  std::printf("raw consume: %zu events in %.2fs: %.0f events/s\n", total, raw_s, total / raw_s);
+  double raw_s = 0, raw_cpu_s = 0;
+  if (Status s = ReadAll(**kafka, "bench-raw", "raw", total, false, 0, &raw_s, &raw_cpu_s); !s.ok()) {
+    return Fail("bench_ingest", s);
+  }
+  std::printf("raw consume: %zu events in %.2fs: %.0f events/s; whole process %.2f CPU-s\n", total, raw_s,
+              total / raw_s, raw_cpu_s);
 
   // (1b) Kafka's share: the same topics read, and each impression passed through
   // unchanged to a topic of its own (no decode, join or state). The joiner cannot be
   // faster than this; it says how much of its time the cluster and clients take.
-  double pass_s = 0;
+  double pass_s = 0, pass_cpu_s = 0;
   if (Status s = ReadAll(**kafka, "bench-pass-through", "pass-through", total, true, config.kafka().linger_ms(),
-                         &pass_s);
+                         &pass_s, &pass_cpu_s);
       !s.ok()) {
     return Fail("bench_ingest", s);
   }
-  std::printf("pass-through (consume, produce each impression): %zu events in %.2fs: %.0f events/s\n", total, pass_s,
-              total / pass_s);
+  std::printf("pass-through (consume, produce each impression): %zu events in %.2fs: %.0f events/s; "
+              "whole process %.2f CPU-s\n", total, pass_s, total / pass_s, pass_cpu_s);
 
   // (2) The joiner, its own group and store.
   const auto dir = std::filesystem::temp_directory_path() / ("freshet_bench_ingest_" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
   double joiner_s = 0, joiner_cpu_s = 0, process_cpu_s = 0, checkpoint_s = 0, checkpoint_mb = 0;
   double joiner_wait_cpu_s = 0, read_all_s = 0;
+  long joiner_faults = 0;
   uint64_t samples = 0, deadletters = 0, checkpoints = 0;
   {
     freshet::store::KvStore::Options sopt;
@@ -340,6 +353,7 @@ int main(int argc, char** argv) {
     if (Status s = (*joiner)->Start(); !s.ok()) return Fail("bench_ingest", s);
     Steady::time_point last_print = Steady::now();
     double cpu0 = 0, process_cpu0 = 0, run_queue0 = 0;
+    long faults0 = 0;
     const auto deadline = Steady::now() + std::chrono::minutes(10);
     while (true) {
       // The assignment happens inside RunOnce's poll: the CPU clock starts one call
@@ -349,6 +363,7 @@ int main(int argc, char** argv) {
         cpu0 = ThreadCpuSeconds();
         process_cpu0 = ProcessCpuSeconds();
         run_queue0 = ThreadRunQueueSeconds();
+        faults0 = ThreadMinorFaults();
       }
       if (Status s = (*joiner)->RunOnce(assigned ? 100 : 10); !s.ok()) return Fail("bench_ingest", s);
       const auto st = (*joiner)->stats();
@@ -366,6 +381,7 @@ int main(int argc, char** argv) {
     const auto st = (*joiner)->stats();
     joiner_s = SecondsSinceUs(st.assigned_us);
     joiner_cpu_s = ThreadCpuSeconds() - cpu0;
+    joiner_faults = ThreadMinorFaults() - faults0;
     joiner_wait_cpu_s = run_queue0 < 0 ? -1 : ThreadRunQueueSeconds() - run_queue0;
     process_cpu_s = ProcessCpuSeconds() - process_cpu0;
     samples = st.samples;
@@ -378,8 +394,8 @@ int main(int argc, char** argv) {
                 total, samples, deadletters, joiner_s, total / joiner_s, joiner_cpu_s, total / joiner_cpu_s,
                 process_cpu_s);
     std::printf("joiner thread: every event read at %.2fs (the rest: producing and the final checkpoint's delivery "
-                "and write); %.2fs runnable but waiting for a CPU held by other threads\n",
-                read_all_s, joiner_wait_cpu_s);
+                "and write); %.2fs runnable but waiting for a CPU held by other threads; %ld minor page faults\n",
+                read_all_s, joiner_wait_cpu_s, joiner_faults);
     std::printf("checkpoints: %lu, %lu records, %.1f MB; joiner thread %.2fs in them (%.2fs collecting changes); "
                 "writer thread %.2fs waiting for sample delivery, %.2fs RocksDB write\n",
                 checkpoints, st.checkpoint_records, checkpoint_mb, checkpoint_s, st.checkpoint_collect_us / 1e6,
@@ -409,7 +425,9 @@ int main(int argc, char** argv) {
       .Key("baseline").String("raw_consume")
       .Key("baseline_value").Double(raw)
       .Key("ratio").Double(rate / raw)
+      .Key("raw_process_cpu_s").Double(raw_cpu_s)
       .Key("pass_through_events_per_s").Double(total / pass_s)
+      .Key("pass_through_process_cpu_s").Double(pass_cpu_s)
       .Key("join_alone_events_per_s").Double(total / alone_s)
       .Key("events").Int(static_cast<int64_t>(total))
       .Key("event_rate").Double(event_rate)
@@ -420,6 +438,7 @@ int main(int argc, char** argv) {
       .Key("process_cpu_s").Double(process_cpu_s)
       .Key("joiner_read_all_s").Double(read_all_s)
       .Key("joiner_run_queue_s").Double(joiner_wait_cpu_s)
+      .Key("joiner_minor_faults").Int(joiner_faults)
       .Key("checkpoints").Int(static_cast<int64_t>(checkpoints))
       .Key("checkpoint_s").Double(checkpoint_s)
       .Key("checkpoint_mb").Double(checkpoint_mb)
