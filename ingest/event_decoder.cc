@@ -203,6 +203,50 @@ bool ScanImpression(std::string_view value, ImpressionEvent* out, Rejection* bad
   return true;
 }
 
+// A Label in the form protobuf's serializers write: fields 1-6 each with its own wire
+// type, single-byte tags, varints in at most 10 bytes, a valid UTF-8 request id. Any
+// field may come in any order and more than once (the last one counts, as for the
+// parser). true: `out` holds what Label::ParseFromArray would give. false says
+// nothing: another form, or bad bytes, and the parser decides (it clears `out`).
+bool ScanLabel(std::string_view value, Label* out) {
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(value.data());
+  const uint8_t* const end = p + value.size();
+  out->Clear();
+  uint64_t v = 0;
+  while (p < end) {
+    const uint8_t tag = *p++;
+    if (tag == 0x35) {  // field 6, fixed32: value
+      if (end - p < 4) return false;
+      float f;
+      std::memcpy(&f, p, 4);
+      out->set_value(f);
+      p += 4;
+      continue;
+    }
+    if (tag == 0x0a) {  // field 1, length-delimited: request_id
+      const uint8_t* length_at = p;
+      if (!PlainVarint(&p, end, &v) || p - length_at > kMaxVarint32Bytes || v > static_cast<uint64_t>(end - p)) {
+        return false;
+      }
+      const char* chars = reinterpret_cast<const char*>(p);
+      if (!google::protobuf::internal::IsStructurallyValidUTF8(chars, static_cast<int>(v))) return false;
+      out->set_request_id(chars, v);
+      p += v;
+      continue;
+    }
+    if (!PlainVarint(&p, end, &v)) return false;
+    switch (tag) {
+      case 0x10: out->set_user_id(v); break;
+      case 0x18: out->set_item_id(v); break;
+      case 0x20: out->set_event_time_ms(static_cast<int64_t>(v)); break;
+      // An enum keeps the low 32 bits of its varint, known value or not (proto3).
+      case 0x28: out->set_kind(static_cast<LabelKind>(static_cast<int32_t>(v))); break;
+      default: return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Rejection DecodeImpression(std::string_view key, std::string_view value, const DecodeLimits& limits,
@@ -233,7 +277,8 @@ Rejection DecodeLabel(std::string_view key, std::string_view value, const Decode
     return Reject("oversized", std::to_string(value.size()) + " bytes > kafka.max_message_bytes " +
                                    std::to_string(limits.max_message_bytes));
   }
-  if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+  // The usual form by a scan of its bytes; anything else by the parser.
+  if (!ScanLabel(value, out) && !out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return Reject("malformed_protobuf", "not a freshet.Label");
   }
   Rejection r = CheckCommon(key, out->request_id(), out->user_id(), out->item_id(), out->event_time_ms(), limits);

@@ -46,6 +46,9 @@ struct DecodeLimits {
 // other form goes to the matching message's own parser, into a reused scratch message.
 Rejection DecodeImpression(std::string_view key, std::string_view value, const DecodeLimits& limits,
                            ImpressionEvent* out);
+// DecodeLabel accepts exactly the bytes Label::ParseFromArray accepts and fills `out`
+// as the parser would; the usual form is read by a scan of its bytes, any other by
+// the parser.
 Rejection DecodeLabel(std::string_view key, std::string_view value, const DecodeLimits& limits, Label* out);
 
 }  // namespace freshet::ingest

@@ -194,6 +194,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Label label;
       Rejection r = DecodeLabel({}, bytes, limits, &label);
       Require(r.ok() || !r.detail.empty(), "rejection without a detail");
+      Label parsed;
+      const bool parses = parsed.ParseFromString(bytes);
+      Require(r.reason == "oversized" || (r.reason == "malformed_protobuf") == !parses,
+              "the decoder and protobuf's parser disagree on whether bytes are a Label");
+      Require(!r.ok() || (label.request_id() == parsed.request_id() && label.user_id() == parsed.user_id() &&
+                          label.item_id() == parsed.item_id() && label.event_time_ms() == parsed.event_time_ms() &&
+                          label.kind() == parsed.kind() && label.value() == parsed.value()),
+              "the decoder read a Label differently from protobuf's parser");
       if (r.ok()) join.AddLabel(label, &out);
     } else {
       const uint8_t step = in.Byte();

@@ -236,6 +236,64 @@ TEST(EventDecoderTest, RequestIdMustBeUtf8LikeTheGeneratedParserSays) {
   EXPECT_EQ(ImpReason(i, ""), "");
 }
 
+void ExpectSameLabel(const Label& got, const Label& ref) {
+  EXPECT_EQ(got.request_id(), ref.request_id());
+  EXPECT_EQ(got.user_id(), ref.user_id());
+  EXPECT_EQ(got.item_id(), ref.item_id());
+  EXPECT_EQ(got.event_time_ms(), ref.event_time_ms());
+  EXPECT_EQ(static_cast<int>(got.kind()), static_cast<int>(ref.kind()));
+  EXPECT_EQ(got.value(), ref.value());
+}
+
+// Labels in forms a serializer may or may not write: the decoder reads the usual form
+// itself and must agree with Label's own parser on every one.
+TEST(EventDecoderTest, LabelFormsAreReadLikeTheGeneratedParser) {
+  const std::string good = GoodLabel().SerializeAsString();
+  const std::string one_f = std::string("\x00\x00\x80\x3f", 4);  // 1.0f
+  struct Case {
+    const char* what;
+    std::string bytes;
+  };
+  const std::vector<Case> cases = {
+      {"usual", good},
+      {"fields reversed", std::string("\x35", 1) + one_f + std::string("\x28\x01\x20", 3) +
+                              good.substr(good.find('\x20') + 1, 6) + std::string("\x18\x02\x10\x01\x0a\x02r1", 8)},
+      {"user id twice: the last counts", good + std::string("\x10\x07", 2)},
+      {"request id twice", good + std::string("\x0a\x02r2", 4)},
+      {"value twice", good + std::string("\x35\x00\x00\x00\x40", 5)},
+      {"unknown varint field", good + std::string("\x38\x05", 2)},
+      {"unknown field first", std::string("\x38\x05", 2) + good},
+      {"kind out of the enum", good + std::string("\x28\x63", 2)},
+      {"kind in ten bytes (negative)", good + std::string("\x28\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11)},
+      {"kind past 32 bits", good + std::string("\x28\x81\x80\x80\x80\x10", 6)},
+      {"negative event time", good + std::string("\x20\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11)},
+      {"eleven-byte user id", good + std::string("\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12)},
+      {"ten-byte user id, high bits", good + std::string("\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 11)},
+      {"user id cut short", good + std::string("\x10\x80", 2)},
+      {"value as a varint", good + std::string("\x30\x01", 2)},
+      {"value cut short", good + std::string("\x35\x00\x00", 3)},
+      {"item id as fixed64", good + std::string("\x19\x01\x00\x00\x00\x00\x00\x00\x00", 9)},
+      {"request id length past the end", good + std::string("\x0a\x05r", 3)},
+      {"request id length in six bytes", good + std::string("\x0a\x82\x80\x80\x80\x80\x00r2", 9)},
+      {"request id not UTF-8", good + std::string("\x0a\x02r\xc3", 4)},
+      {"request id UTF-8", good + std::string("\x0a\x03r\xc3\xa9", 5)},
+      {"multi-byte tag for user id", good + std::string("\x90\x00\x07", 3)},
+      {"field 0", good + std::string("\x00\x01", 2)},
+      {"empty", ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    Label ref;
+    const bool parses = ref.ParseFromString(c.bytes);
+    Label got;
+    got.set_request_id("left over from the previous message");
+    got.set_value(9);
+    const Rejection r = DecodeLabel("", c.bytes, Limits(), &got);
+    EXPECT_EQ(r.reason == "malformed_protobuf", !parses) << Hex(c.bytes) << ": " << r.reason;
+    if (parses && r.reason != "malformed_protobuf") ExpectSameLabel(got, ref);
+  }
+}
+
 // Differential: mutated and truncated encodings are malformed for the decoder exactly
 // when Impression::ParseFromArray refuses them, and what it accepts it keeps intact.
 TEST(EventDecoderTest, RandomBytesAreMalformedExactlyWhenTheParserSaysSo) {
@@ -265,6 +323,34 @@ TEST(EventDecoderTest, RandomBytesAreMalformedExactlyWhenTheParserSaysSo) {
   }
   // Both sides of the comparison were exercised.
   EXPECT_GT(accepted, 100);
+  EXPECT_GT(malformed, 100);
+}
+
+// The same for labels: mutated label bytes are malformed exactly when Label's parser
+// refuses them, and otherwise decode to what the parser reads.
+TEST(EventDecoderTest, RandomLabelBytesAreReadExactlyAsTheParserReadsThem) {
+  std::mt19937 rng(11);
+  Label rich = GoodLabel();
+  rich.set_request_id("req-0123456789");
+  rich.set_user_id(1ULL << 40);
+  rich.set_item_id(300);
+  const std::string good = rich.SerializeAsString();
+  int parsed = 0, malformed = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = good;
+    for (int k = 0; k < 2; ++k) bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    if (i % 3 == 0) bytes.resize(rng() % (bytes.size() + 1));
+    Label ref, got;
+    const bool parses = ref.ParseFromString(bytes);
+    const Rejection r = DecodeLabel("", bytes, Limits(), &got);
+    ASSERT_EQ(r.reason == "malformed_protobuf", !parses) << "mutation " << i << " (" << Hex(bytes) << "): " << r.reason;
+    malformed += !parses;
+    if (parses) {
+      ++parsed;
+      ExpectSameLabel(got, ref);
+    }
+  }
+  EXPECT_GT(parsed, 1000);
   EXPECT_GT(malformed, 100);
 }
 
