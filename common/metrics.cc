@@ -92,12 +92,30 @@ Histogram::Histogram(std::vector<double> bounds)
   for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
 }
 
+size_t Histogram::BucketOf(double v) const {
+  return static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
+}
+
 void Histogram::Observe(double v) {
-  size_t i = 0;
-  while (i < bounds_.size() && v > bounds_[i]) ++i;
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  buckets_[BucketOf(v)].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
   AtomicAdd(&sum_, v);
+}
+
+void Histogram::Add(const uint64_t* counts, uint64_t count, double sum) {
+  for (size_t i = 0; i <= bounds_.size(); ++i) {
+    if (counts[i] != 0) buckets_[i].fetch_add(counts[i], std::memory_order_relaxed);
+  }
+  count_.fetch_add(count, std::memory_order_relaxed);
+  AtomicAdd(&sum_, sum);
+}
+
+void LocalHistogram::Flush() {
+  if (count_ == 0) return;
+  h_->Add(counts_.data(), count_, sum_);
+  std::fill(counts_.begin(), counts_.end(), 0);
+  count_ = 0;
+  sum_ = 0;
 }
 
 uint64_t Histogram::CumulativeCount(size_t i) const {

@@ -59,20 +59,52 @@ IngestProbe::IngestProbe(MetricsRegistry* r, LabelPolicy policy) : registry_(r),
       ExponentialBuckets(0.001, 2, 14));
 }
 
-void IngestProbe::Sample(SampleOrigin origin, double freshness_s) {
-  samples_->Inc();
+IngestProbe::Tally::Tally(IngestProbe* probe) : probe_(probe), freshness_(probe->freshness_) {
+  delay_.reserve(kKinds);
+  for (Histogram* h : probe->delay_) delay_.emplace_back(h);
+}
+
+void IngestProbe::Tally::Sample(SampleOrigin origin, double freshness_s) {
   const int o = static_cast<int>(origin);
-  samples_by_origin_[o >= 0 && o < 5 ? o : 0]->Inc();
-  freshness_->Observe(freshness_s);
+  ++by_origin_[o >= 0 && o < 5 ? o : 0];
+  freshness_.Observe(freshness_s);
+  Counted();
+}
+
+void IngestProbe::Tally::LabelJoined(LabelKind kind, double delay_s) {
+  const int k = Index(kind);
+  ++joined_[k];
+  delay_[k].Observe(delay_s);
+  Counted();
+}
+
+void IngestProbe::Tally::Flush() {
+  if (pending_ == 0) return;
+  pending_ = 0;
+  uint64_t samples = 0;
+  for (int o = 0; o < 5; ++o) {
+    if (by_origin_[o] == 0) continue;
+    probe_->samples_by_origin_[o]->Inc(static_cast<double>(by_origin_[o]));
+    samples += by_origin_[o];
+    by_origin_[o] = 0;
+  }
+  if (samples > 0) probe_->samples_->Inc(static_cast<double>(samples));
+  freshness_.Flush();
+  for (int k = 0; k < kKinds; ++k) {
+    if (joined_[k] == 0) continue;
+    probe_->joined_[k]->Inc(static_cast<double>(joined_[k]));
+    joined_[k] = 0;
+    delay_[k].Flush();
+  }
+}
+
+void IngestProbe::Events(uint64_t impressions, uint64_t labels) {
+  if (impressions > 0) impressions_->Inc(static_cast<double>(impressions));
+  if (labels > 0) labels_->Inc(static_cast<double>(labels));
 }
 
 void IngestProbe::DeadLetter(const std::string& reason) {
   registry_->GetCounter("freshet_ingest_deadletter_total", "Events sent to the dead-letter topic", {{"reason", reason}})->Inc();
-}
-
-void IngestProbe::LabelJoined(LabelKind kind, double delay_s) {
-  joined_[Index(kind)]->Inc();
-  delay_[Index(kind)]->Observe(delay_s);
 }
 
 void IngestProbe::Backpressure(const char* reason) {

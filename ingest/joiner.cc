@@ -133,7 +133,9 @@ void Joiner::ProcessBatch(size_t n, size_t stale_before) {
     Lane& lane = lanes_[static_cast<size_t>(k)];
     JoinLane(&lane);
     for (auto& [p, join] : partitions_) {
-      if (p % lanes == k) join->Advance(&lane.emitted);  // an input may have gone idle
+      if (p % lanes != k) continue;
+      join->Advance(&lane.emitted);  // an input may have gone idle
+      join->FlushMetrics();
     }
     QueueEmitted(&lane);
   });
@@ -162,12 +164,12 @@ void Joiner::Process(const KafkaMessage& m, PartitionJoin* join, Lane* lane) {
     ImpressionEvent imp;
     Rejection r = DecodeImpression(m.key, m.value, limits, &imp);
     if (!r.ok()) return DeadLetter(m, r.reason, r.detail, lane);
-    probe_->Event(true);
+    ++lane->impressions;
     join->AddImpression(std::move(imp), &lane->emitted);
   } else {
     Rejection r = DecodeLabel(m.key, m.value, limits, &lane->label);
     if (!r.ok()) return DeadLetter(m, r.reason, r.detail, lane);
-    probe_->Event(false);
+    ++lane->labels;
     join->AddLabel(lane->label, &lane->emitted);
   }
   QueueEmitted(lane);
@@ -190,7 +192,8 @@ void Joiner::MergeLanes() {
     }
     events_.fetch_add(lane.events);
     samples_.fetch_add(lane.samples);
-    lane.events = lane.samples = 0;
+    probe_->Events(lane.impressions, lane.labels);
+    lane.events = lane.samples = lane.impressions = lane.labels = 0;
   }
 }
 
@@ -283,6 +286,7 @@ void Joiner::ApplyBackpressure() {
     toggle(&label_paused, join->OverOrphanBound(), join->BelowResumeOrphans(), kc.labels_topic(), "orphan_labels");
     if (imp_paused && label_paused) {  // neither input can advance the watermark: escalate
       join->ForceCloseOldest(kForceCloseBatch, &lanes_[0].emitted);
+      join->FlushMetrics();
       QueueEmitted(&lanes_[0]);
       MergeLanes();
     }

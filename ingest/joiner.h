@@ -127,6 +127,7 @@ class Joiner {
     Label label;                        // scratch: the label being decoded (its storage is reused)
     std::vector<std::pair<std::string, std::string>> pending;  // (key, bytes); \x01 key: dead letter
     uint64_t events = 0, samples = 0;
+    uint64_t impressions = 0, labels = 0;  // decoded, not dead-lettered: freshet_ingest_events_total
   };
   // Decodes and joins batch_[0, n) and queues what it yields: on the consumer thread
   // alone, or, for a large batch with join_threads > 1, on join_threads lanes that

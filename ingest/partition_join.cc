@@ -15,7 +15,13 @@ constexpr size_t kOrphanQueueSlack = 4096;
 
 PartitionJoin::PartitionJoin(int32_t partition, const TaskRules* rules, const IngestConfig& config,
                              IngestProbe* probe, Clock* clock)
-    : partition_(partition), rules_(rules), config_(config), policy_(config.policy()), probe_(probe), clock_(clock) {
+    : partition_(partition),
+      rules_(rules),
+      config_(config),
+      policy_(config.policy()),
+      probe_(probe),
+      tally_(probe),
+      clock_(clock) {
   last_seen_ms_[0] = last_seen_ms_[1] = clock_->NowMs();
 }
 
@@ -193,7 +199,7 @@ void PartitionJoin::ApplyLabel(RecordNode* node, const LabelValue& label, std::v
   if (late) {
     probe_->LateLabel(label.kind);
   } else {
-    probe_->LabelJoined(label.kind, (label.event_time_ms - imp_time) / 1000.0);
+    tally_.LabelJoined(label.kind, (label.event_time_ms - imp_time) / 1000.0);
   }
   if (!changed) return;
   MarkDirty(node);
@@ -256,7 +262,7 @@ SampleHeader PartitionJoin::BaseHeader(const RecordNode& node, std::string_view 
 }
 
 void PartitionJoin::Emit(const SampleHeader& h, std::string bytes, std::vector<JoinedSample>* out) {
-  probe_->Sample(h.origin, (h.emit_time_ms - h.event_time_ms) / 1000.0);
+  tally_.Sample(h.origin, (h.emit_time_ms - h.event_time_ms) / 1000.0);
   out->push_back({std::move(bytes), h.user_id});
 }
 

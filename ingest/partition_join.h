@@ -121,6 +121,11 @@ class PartitionJoin {
   // impressions, else closes the `n` oldest open windows early. Counted.
   void ForceCloseOldest(int n, std::vector<JoinedSample>* out);
 
+  // Adds the samples and joined labels counted since the last flush to the metrics
+  // (IngestProbe::Tally; it also flushes by itself every few thousand events and on
+  // destruction). The Joiner calls it after every batch.
+  void FlushMetrics() { tally_.Flush(); }
+
   bool OverRecordBound() const;
   bool OverOrphanBound() const;
   bool BelowResumeRecords() const;  // < 90% of the bound: resume a paused input
@@ -263,6 +268,7 @@ class PartitionJoin {
   const IngestConfig config_;
   const LabelPolicy policy_;
   IngestProbe* probe_;
+  IngestProbe::Tally tally_;  // samples and joined labels, counted until FlushMetrics
   Clock* clock_;
 
   int64_t max_time_[2] = {kNoTime, kNoTime};  // impressions, labels

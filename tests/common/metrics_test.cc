@@ -40,6 +40,42 @@ TEST(MetricsTest, HistogramBucketsAreCumulative) {
   EXPECT_NEAR(h->Sum(), 56.25, 1e-9);
 }
 
+// A value equal to a bound belongs to that bound's bucket (le = "less or equal").
+TEST(MetricsTest, BucketOfPutsBoundsInTheirOwnBucket) {
+  Histogram h({0.1, 1, 10});
+  EXPECT_EQ(h.BucketOf(-5), 0u);
+  EXPECT_EQ(h.BucketOf(0.1), 0u);
+  EXPECT_EQ(h.BucketOf(0.2), 1u);
+  EXPECT_EQ(h.BucketOf(1), 1u);
+  EXPECT_EQ(h.BucketOf(10), 2u);
+  EXPECT_EQ(h.BucketOf(10.5), 3u);  // +Inf
+  EXPECT_EQ(h.BucketOf(std::nan("")), 0u);
+}
+
+// A LocalHistogram shows nothing until flushed, then exactly what Observe would have.
+TEST(MetricsTest, LocalHistogramAddsUpLikeObserve) {
+  const std::vector<double> bounds = ExponentialBuckets(0.25, 2, 14);
+  Histogram direct(bounds), batched(bounds);
+  LocalHistogram local(&batched);
+  std::vector<double> values;
+  for (int i = 0; i < 500; ++i) values.push_back(0.01 * i * i);
+  for (double v : values) {
+    direct.Observe(v);
+    local.Observe(v);
+  }
+  EXPECT_EQ(batched.Count(), 0u);
+  EXPECT_EQ(local.pending(), values.size());
+  local.Flush();
+  EXPECT_EQ(local.pending(), 0u);
+  local.Flush();  // nothing pending: no change
+  EXPECT_EQ(batched.Count(), direct.Count());
+  EXPECT_NEAR(batched.Sum(), direct.Sum(), 1e-6);
+  for (size_t i = 0; i <= bounds.size(); ++i) EXPECT_EQ(batched.CumulativeCount(i), direct.CumulativeCount(i)) << i;
+  local.Observe(3);  // flushes add up
+  local.Flush();
+  EXPECT_EQ(batched.Count(), direct.Count() + 1);
+}
+
 TEST(MetricsTest, HistogramQuantileInterpolates) {
   Histogram h({1, 2, 3, 4});
   EXPECT_TRUE(std::isnan(h.Quantile(0.5)));

@@ -125,6 +125,7 @@ class JoinTest : public ::testing::Test {
     }
   }
   double CounterValue(const std::string& name, const Labels& labels = {}) {
+    join_->FlushMetrics();
     return metrics_.GetCounter(name, "", labels)->Value();
   }
   std::optional<Sample> Find(const std::string& id) const {

@@ -359,5 +359,38 @@ TEST_F(JoinTest, WatermarksArePerPartition) {
   EXPECT_EQ(join_->open_records(), 1u);
 }
 
+// The per-event metrics are counted in the join and reach the registry when flushed:
+// by FlushMetrics, every few thousand events, or when the join is destroyed.
+TEST_F(JoinTest, MetricsReachTheRegistryWhenFlushed) {
+  Make(POLICY_WAIT);
+  Counter* samples = metrics_.GetCounter("freshet_ingest_samples_total", "", {{"policy", "wait"}});
+  Counter* clicks = metrics_.GetCounter("freshet_ingest_joined_labels_total", "", {{"kind", "click"}});
+  Histogram* delay = metrics_.GetHistogram("freshet_ingest_label_delay_seconds", "", ExponentialBuckets(0.25, 2, 14),
+                                           {{"kind", "click"}});
+  Histogram* freshness = FreshnessHistogram(&metrics_, "joined");
+  join_->AddImpression(Imp("r1", T), &out_);
+  join_->AddLabel(Lab("r1", LABEL_CLICK, T + 2500), &out_);
+  Tick(T + 31000);  // closes r1's window
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(samples->Value(), 0);  // counted, not yet added
+  EXPECT_EQ(clicks->Value(), 0);
+  join_->FlushMetrics();
+  EXPECT_EQ(samples->Value(), 1);
+  EXPECT_EQ(clicks->Value(), 1);
+  EXPECT_EQ(delay->Count(), 1u);
+  EXPECT_DOUBLE_EQ(delay->Sum(), 2.5);
+  EXPECT_EQ(freshness->Count(), 1u);
+  join_->FlushMetrics();  // nothing new: nothing added twice
+  EXPECT_EQ(samples->Value(), 1);
+
+  // Thousands of events flush by themselves.
+  for (int i = 0; i < 5000; ++i) join_->AddImpression(Imp("a" + std::to_string(i), T + 40000), &out_);
+  for (int i = 0; i < 5000; ++i) join_->AddLabel(Lab("a" + std::to_string(i), LABEL_CLICK, T + 40100), &out_);
+  EXPECT_GE(clicks->Value(), 4096);
+  // The rest when the join goes away (a revoked partition).
+  join_.reset();
+  EXPECT_EQ(clicks->Value(), 5001);
+}
+
 }  // namespace
 }  // namespace freshet::ingest
