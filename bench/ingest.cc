@@ -175,6 +175,7 @@ Status JoinAlone(const freshet::FreshetConfig& config, const Collector& events, 
   ingest::DecodeLimits limits;
   limits.max_message_bytes = config.kafka().max_message_bytes();
   limits.now_ms = freshet::Clock::Real()->NowMs();
+  limits.feature_headroom = freshet::ingest::SampleHeaderBound(static_cast<size_t>(rules.size()));
   const size_t batch = static_cast<size_t>(ingest::Joiner::Options().max_batch);
   freshet::WorkerPool pool(threads);
   std::vector<size_t> emitted(static_cast<size_t>(threads), 0);

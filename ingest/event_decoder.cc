@@ -153,7 +153,7 @@ bool PlainFeature(std::string_view bytes) {
 // skipped, as are known fields of the wrong wire type (the generated parser treats
 // them as unknown). The first non-finite dense value goes to *bad_feature. false: not
 // an Impression.
-bool ScanImpression(std::string_view value, ImpressionEvent* out, Rejection* bad_feature) {
+bool ScanImpression(std::string_view value, size_t headroom, ImpressionEvent* out, Rejection* bad_feature) {
   // Reused across calls: parsing into them reuses their capacity.
   thread_local SparseFeature sparse;
   thread_local DenseFeature dense;
@@ -183,6 +183,10 @@ bool ScanImpression(std::string_view value, ImpressionEvent* out, Rejection* bad
       out->event_time_ms = static_cast<int64_t>(v);
     } else if ((field == Impression::kSparseFieldNumber || field == Impression::kDenseFieldNumber) && len) {
       if (!ReadSize(&in, &n) || n > size - in.CurrentPosition()) return false;
+      // At the first feature: room for every feature byte (the message's size bounds
+      // them), a second copy of the request id (a sample holds it as sample_id and
+      // request_id) and the headroom. Serializers write the request id first.
+      if (out->features.empty()) out->features.reserve(value.size() + out->request_id.size() + headroom);
       const std::string_view bytes = value.substr(static_cast<size_t>(in.CurrentPosition()), static_cast<size_t>(n));
       in.Skip(n);
       // The quick check passes the usual form; the parser judges the rest.
@@ -256,10 +260,8 @@ Rejection DecodeImpression(std::string_view key, std::string_view value, const D
                                    std::to_string(limits.max_message_bytes));
   }
   *out = ImpressionEvent();
-  // Room for every feature byte (a little more than needed: the ids' bytes).
-  out->features.reserve(value.size());
   Rejection bad_feature;
-  if (!ScanImpression(value, out, &bad_feature)) return Malformed();
+  if (!ScanImpression(value, limits.feature_headroom, out, &bad_feature)) return Malformed();
   const ImpressionEvent& h = *out;
   Rejection r = CheckCommon(key, h.request_id, h.user_id, h.item_id, h.event_time_ms, limits);
   if (!r.ok()) return r;

@@ -33,6 +33,10 @@ struct DecodeLimits {
   // Impressions older than this event time are rejected (watermark −
   // max_impression_age_ms); INT64_MIN disables the check.
   int64_t oldest_impression_ms = INT64_MIN;
+  // Room an impression's feature bytes get beyond their own and the request id's, for
+  // what the caller appends to them: the join passes SampleHeaderBound(tasks), so that
+  // the window's sample takes the bytes over without growing them.
+  size_t feature_headroom = 0;
 };
 
 // `key` is the Kafka message key; a non-empty key must equal request_id (both input

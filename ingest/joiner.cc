@@ -158,6 +158,7 @@ void Joiner::Process(const KafkaMessage& m, PartitionJoin* join, Lane* lane) {
   limits.max_message_bytes = kc.max_message_bytes();
   limits.now_ms = batch_clock_.NowMs();
   limits.max_future_skew_ms = options_.config.ingest().max_future_skew_ms();
+  limits.feature_headroom = SampleHeaderBound(static_cast<size_t>(rules_->size()));
   const int64_t wm = join->watermark();
   if (wm != PartitionJoin::kNoTime) limits.oldest_impression_ms = wm - options_.config.ingest().max_impression_age_ms();
   if (is_imp) {

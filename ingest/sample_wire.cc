@@ -101,6 +101,14 @@ void AppendHeader(const SampleHeader& h, size_t size, std::string* out) {
 
 void AppendSampleHeader(const SampleHeader& h, std::string* out) { AppendHeader(h, HeaderSize(h), out); }
 
+size_t SampleHeaderBound(size_t tasks) {
+  constexpr size_t kVarint = 10, kLenHead = 1 + 5;  // a varint at its longest; a LEN field's tag and length
+  return 2 * kLenHead                               // sample_id, request_id
+         + 4 * (1 + kVarint)                        // user_id, item_id, event and emit times
+         + 2 * (kLenHead + 4 * tasks) + kLenHead + tasks  // label, weight; mask
+         + 2 + (1 + kVarint) + 5;                   // correction, origin, task_layout
+}
+
 std::string SampleBytes(std::string_view features, const SampleHeader& h) {
   const size_t header = HeaderSize(h);
   std::string out;

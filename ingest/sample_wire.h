@@ -49,6 +49,9 @@ inline constexpr size_t kMaxSampleTasks = 64;
 // serializer writes for the same values (every weight is 1: Sample.weight carries the
 // prediction-independent factor only; see partition_join.h).
 void AppendSampleHeader(const SampleHeader& h, std::string* out);
+// An upper bound on the bytes AppendSampleHeader appends for `tasks` tasks, besides
+// the sample_id's and request_id's own bytes (add those for the exact bound).
+size_t SampleHeaderBound(size_t tasks);
 // `features` then the header: a complete Sample.
 std::string SampleBytes(std::string_view features, const SampleHeader& h);
 

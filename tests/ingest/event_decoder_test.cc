@@ -178,6 +178,38 @@ TEST(EventDecoderTest, ImpressionKeepsItsFeaturesAsSampleFields) {
 // Feature bytes in the usual form pass a quick scan; every other form goes to the
 // feature message's parser. Either way DecodeImpression accepts exactly what
 // Impression's own parser accepts, and rejects a dense NaN/Inf.
+// With headroom for a sample header, the window's sample can take the feature bytes
+// over and append its header without growing them.
+TEST(EventDecoderTest, FeatureBytesHaveRoomForTheSampleHeader) {
+  Impression imp = GoodImp();
+  imp.set_request_id("request-0123456789");
+  for (int slot = 0; slot < 8; ++slot) {
+    SparseFeature* f = imp.add_sparse();
+    f->set_slot(slot);
+    f->add_ids(1000 + slot);
+  }
+  DecodeLimits limits = Limits();
+  limits.feature_headroom = SampleHeaderBound(8);
+  ImpressionEvent ev;
+  ASSERT_TRUE(DecodeImpression("", imp.SerializeAsString(), limits, &ev).ok());
+  const float label[8] = {1, 0, 1, 0, 1, 0, 1, 0};
+  SampleHeader h;
+  h.sample_id = ev.request_id;
+  h.request_id = ev.request_id;
+  h.user_id = ~uint64_t{0};  // every varint at its longest
+  h.item_id = ~uint64_t{0};
+  h.event_time_ms = -1;
+  h.emit_time_ms = -1;
+  h.label = label;
+  h.mask = 0xff;
+  h.correction = true;
+  h.origin = ORIGIN_IMMEDIATE_POSITIVE;
+  h.task_layout = 7;
+  const char* before = ev.features.data();
+  AppendSampleHeader(h, &ev.features);
+  EXPECT_EQ(ev.features.data(), before) << "the feature bytes were reallocated";
+}
+
 TEST(EventDecoderTest, FeatureFormsAreJudgedLikeTheGeneratedParser) {
   const std::string s = std::string("\x2a", 1);  // Impression field 5 (sparse), length-delimited
   const std::string d = std::string("\x32", 1);  // field 6 (dense)

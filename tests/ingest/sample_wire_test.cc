@@ -57,6 +57,7 @@ TEST(SampleWireTest, HeaderIsWhatProtobufWritesForRandomValues) {
     std::string bytes;
     AppendSampleHeader(h, &bytes);
     ASSERT_EQ(bytes, AsMessage(h).SerializeAsString()) << "case " << i << ", " << label.size() << " tasks";
+    ASSERT_LE(bytes.size(), SampleHeaderBound(label.size()) + sample_id.size() + request_id.size()) << "case " << i;
   }
 }
 
