@@ -200,14 +200,20 @@ void Joiner::MergeLanes() {
 
 Status Joiner::ProducePending() {
   const KafkaConfig& kc = options_.config.kafka();
+  auto dead = [](const std::string& key) { return !key.empty() && key[0] == '\x01'; };
+  // Each run of samples (or of dead letters) goes to the producer in one call.
   size_t done = 0;
   Status result;
-  for (; done < pending_.size(); ++done) {
-    const auto& [key, value] = pending_[done];
-    const bool dead = !key.empty() && key[0] == '\x01';
-    result = dead ? producer_->Produce(kc.deadletter_topic(), std::string_view(key).substr(1), value)
-                  : producer_->Produce(kc.samples_topic(), key, value);
-    if (!result.ok()) break;
+  while (done < pending_.size() && result.ok()) {
+    const bool run_dead = dead(pending_[done].first);
+    produce_scratch_.clear();
+    for (size_t i = done; i < pending_.size() && dead(pending_[i].first) == run_dead; ++i) {
+      const auto& [key, value] = pending_[i];
+      produce_scratch_.push_back({run_dead ? std::string_view(key).substr(1) : std::string_view(key), value});
+    }
+    size_t enqueued = 0;
+    result = producer_->ProduceBatch(run_dead ? kc.deadletter_topic() : kc.samples_topic(), produce_scratch_, &enqueued);
+    done += enqueued;
   }
   pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(done));
   return result;  // what is left stays pending: retried next time, intake waits

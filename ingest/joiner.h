@@ -178,6 +178,7 @@ class Joiner {
   std::map<int32_t, std::unique_ptr<PartitionJoin>> partitions_;  // guarded by mu_
   std::map<int32_t, std::pair<bool, bool>> paused_;  // (impressions, labels); guarded by mu_
   std::vector<std::pair<std::string, std::string>> pending_;  // (key, sample bytes) to produce
+  std::vector<KafkaProducer::KeyValue> produce_scratch_;      // ProducePending's views of a run of pending_
   std::vector<KafkaMessage> batch_;  // scratch: the messages of one RunOnce (consumer thread)
   // Partitions assigned or revoked by callbacks inside the current RunOnce's polls
   // (consumer thread).

@@ -173,6 +173,19 @@ struct KafkaProducer::Impl {
     return t;
   }
 
+  // librdkafka's queue is full: waits a little for room (backpressure). *deadline < 0
+  // starts the wait's clock; past enqueue_timeout_ms, RESOURCE_EXHAUSTED.
+  Status WaitForRoom(const std::string& topic, int64_t* deadline) const {
+    const int64_t now_us = Clock::Real()->MonotonicUs();
+    if (*deadline < 0) *deadline = now_us + int64_t{options.enqueue_timeout_ms} * 1000;
+    if (now_us > *deadline) {
+      return ResourceExhaustedError("producer queue full for " + std::to_string(options.enqueue_timeout_ms) +
+                                    " ms producing to " + topic + " (is the cluster reachable?)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return Status::Ok();
+  }
+
   void RecordError(const Status& s) {
     std::lock_guard<std::mutex> lock(mu);
     if (first_error.ok()) first_error = s;
@@ -263,14 +276,47 @@ Status KafkaProducer::Produce(const std::string& topic, std::string_view key, st
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
     undelivered.fetch_sub(1);  // not enqueued: no report will come
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return KafkaError("produce to " + topic, err);
-    const int64_t now_us = Clock::Real()->MonotonicUs();
-    if (deadline < 0) deadline = now_us + int64_t{impl_->options.enqueue_timeout_ms} * 1000;
-    if (now_us > deadline) {
-      return ResourceExhaustedError("producer queue full for " + std::to_string(impl_->options.enqueue_timeout_ms) +
-                                    " ms producing to " + topic + " (is the cluster reachable?)");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // backpressure
+    RETURN_IF_ERROR(impl_->WaitForRoom(topic, &deadline));
   }
+}
+
+Status KafkaProducer::ProduceBatch(const std::string& topic, std::span<const KeyValue> messages, size_t* enqueued) {
+  *enqueued = 0;
+  if (messages.empty()) return Status::Ok();
+  rd_kafka_topic_t* rkt = impl_->Topic(topic);
+  if (!rkt) return KafkaError("produce to " + topic, rd_kafka_last_error());
+  const uintptr_t parity = impl_->epoch.load() & 1;
+  std::atomic<int64_t>& undelivered = impl_->undelivered[parity];
+  std::vector<rd_kafka_message_t> batch(messages.size());
+  int64_t deadline = -1;  // set at the first full queue
+  size_t done = 0;
+  while (done < messages.size()) {
+    const size_t n = messages.size() - done;
+    for (size_t i = 0; i < n; ++i) {
+      rd_kafka_message_t& m = batch[i];
+      m = rd_kafka_message_t{};
+      m.payload = const_cast<char*>(messages[done + i].value.data());
+      m.len = messages[done + i].value.size();
+      m.key = const_cast<char*>(messages[done + i].key.data());
+      m.key_len = messages[done + i].key.size();
+      m._private = reinterpret_cast<void*>(parity);
+    }
+    // Counted before they are enqueued: a delivery report may come before the call returns.
+    undelivered.fetch_add(static_cast<int64_t>(n));
+    const int good = rd_kafka_produce_batch(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, batch.data(),
+                                            static_cast<int>(n));
+    undelivered.fetch_sub(static_cast<int64_t>(n) - good);  // not enqueued: no report will come
+    // Enqueued messages form a prefix unless a message failed for its own reason.
+    size_t ok = 0;
+    while (ok < n && batch[ok].err == RD_KAFKA_RESP_ERR_NO_ERROR) ++ok;
+    done += ok;
+    *enqueued = done;
+    if (ok == n) break;
+    const rd_kafka_resp_err_t err = batch[ok].err;
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return KafkaError("produce to " + topic, err);
+    RETURN_IF_ERROR(impl_->WaitForRoom(topic, &deadline));
+  }
+  return Status::Ok();
 }
 
 Status KafkaProducer::Flush(int timeout_ms) {

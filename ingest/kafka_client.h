@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,17 @@ class KafkaProducer {
   // Enqueues one message keyed by `key`. partition < 0: chosen by key.
   Status Produce(const std::string& topic, std::string_view key, std::string_view value,
                  int32_t partition = -1);
+  // Enqueues messages[0, n) to `topic`, each keyed and partitioned as by Produce, in
+  // one call to librdkafka (one topic lock and one clock read for all of them, where
+  // Produce pays them per message). Waits for room as Produce does. Returns how many
+  // were enqueued: all of them, or, with RESOURCE_EXHAUSTED or another error, the
+  // first `*enqueued` (the rest are not, except after an error other than a full
+  // queue, which leaves the producer unusable for the caller anyway).
+  struct KeyValue {
+    std::string_view key;
+    std::string_view value;
+  };
+  Status ProduceBatch(const std::string& topic, std::span<const KeyValue> messages, size_t* enqueued);
   // Waits until every enqueued message is delivered or failed. Returns the first
   // delivery error seen since creation (sticky), or DEADLINE_EXCEEDED.
   Status Flush(int timeout_ms);

@@ -154,6 +154,72 @@ TEST_F(EmbeddedKafkaTest, SameKeySamePartitionAcrossTopics) {
   EXPECT_EQ(partitions_used.size(), static_cast<size_t>(kPartitions));
 }
 
+// ProduceBatch: each key lands where Produce puts it, every message arrives once, a
+// queue smaller than the batch is waited for, and a queue that stays full ends the
+// call with RESOURCE_EXHAUSTED after a prefix of the batch.
+TEST_F(EmbeddedKafkaTest, ProduceBatchPartitionsLikeProduceAndWaitsForRoom) {
+  ASSERT_TRUE(kafka_->CreateTopic("single", kPartitions).ok());
+  constexpr int kN = 400;
+  std::vector<std::string> keys, values;
+  for (int i = 0; i < kN; ++i) {
+    keys.push_back("req-" + std::to_string(i));
+    values.push_back("v" + std::to_string(i));
+  }
+  std::vector<KafkaProducer::KeyValue> batch;
+  for (int i = 0; i < kN; ++i) batch.push_back({keys[i], values[i]});
+  {
+    KafkaProducer::Options opt;
+    opt.bootstrap_servers = kafka_->bootstrap();
+    opt.properties["queue.buffering.max.messages"] = "50";  // the batch waits for room 8 times over
+    auto p = KafkaProducer::Create(opt);
+    ASSERT_TRUE(p.ok()) << p.status();
+    size_t enqueued = 0;
+    ASSERT_TRUE((*p)->ProduceBatch("events", batch, &enqueued).ok());
+    EXPECT_EQ(enqueued, static_cast<size_t>(kN));
+    for (int i = 0; i < kN; ++i) ASSERT_TRUE((*p)->Produce("single", keys[i], values[i]).ok());
+    ASSERT_TRUE((*p)->Flush(10000).ok());
+    EXPECT_EQ((*p)->delivered(), static_cast<uint64_t>(2 * kN));
+  }
+  KafkaConsumer::Options copt;
+  copt.bootstrap_servers = kafka_->bootstrap();
+  copt.group_id = "batch";
+  auto c = KafkaConsumer::Create(copt);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Subscribe({"events", "single"}).ok());
+  std::map<std::string, std::map<std::string, int32_t>> where;  // key -> topic -> partition
+  std::map<std::string, std::string> value_of;
+  const int64_t deadline = Clock::Real()->NowMs() + 30000;
+  size_t got = 0;
+  while (got < 2 * kN && Clock::Real()->NowMs() < deadline) {
+    auto m = (*c)->Poll(200);
+    ASSERT_TRUE(m.ok());
+    if (!m->has_value()) continue;
+    EXPECT_EQ(where[(*m)->key].count((*m)->topic), 0u) << "twice: " << (*m)->key;
+    where[(*m)->key][(*m)->topic] = (*m)->partition;
+    if ((*m)->topic == "events") value_of[(*m)->key] = (*m)->value;
+    ++got;
+  }
+  ASSERT_EQ(got, static_cast<size_t>(2 * kN));
+  for (int i = 0; i < kN; ++i) {
+    EXPECT_EQ(where[keys[i]]["events"], where[keys[i]]["single"]) << keys[i];
+    EXPECT_EQ(value_of[keys[i]], values[i]);
+  }
+
+  // Nothing drains the queue (no broker answers): a prefix is enqueued, then the wait
+  // gives up.
+  KafkaProducer::Options dead;
+  dead.bootstrap_servers = "127.0.0.1:1";
+  dead.enqueue_timeout_ms = 200;
+  dead.properties["queue.buffering.max.messages"] = "30";
+  dead.properties["message.timeout.ms"] = "1000";
+  auto stuck = KafkaProducer::Create(dead);
+  ASSERT_TRUE(stuck.ok()) << stuck.status();
+  size_t enqueued = 0;
+  Status s = (*stuck)->ProduceBatch("events", batch, &enqueued);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s;
+  EXPECT_EQ(enqueued, 30u);
+}
+
 TEST_F(EmbeddedKafkaTest, BadPropertyNamesTheProperty) {
   KafkaProducer::Options opt;
   opt.bootstrap_servers = kafka_->bootstrap();
