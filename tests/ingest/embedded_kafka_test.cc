@@ -33,13 +33,13 @@ class EmbeddedKafkaTest : public ::testing::Test {
     return std::move(p).value();
   }
 
-  std::unique_ptr<KafkaConsumer> Consumer(const std::string& group) {
+  std::unique_ptr<KafkaConsumer> Consumer(const std::string& group, const std::vector<std::string>& topics = {"events"}) {
     KafkaConsumer::Options opt;
     opt.bootstrap_servers = kafka_->bootstrap();
     opt.group_id = group;
     auto c = KafkaConsumer::Create(opt);
     EXPECT_TRUE(c.ok()) << c.status();
-    EXPECT_TRUE((*c)->Subscribe({"events"}).ok());
+    EXPECT_TRUE((*c)->Subscribe(topics).ok());
     return std::move(c).value();
   }
 
@@ -129,23 +129,11 @@ TEST_F(EmbeddedKafkaTest, SameKeySamePartitionAcrossTopics) {
     ASSERT_TRUE(p->Produce("other", key, "b").ok());
   }
   ASSERT_TRUE(p->Flush(10000).ok());
-  KafkaConsumer::Options opt;
-  opt.bootstrap_servers = kafka_->bootstrap();
-  opt.group_id = "copart";
-  auto c = KafkaConsumer::Create(opt);
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE((*c)->Subscribe({"events", "other"}).ok());
+  auto c = Consumer("copart", {"events", "other"});
+  const std::vector<KafkaMessage> read = ReadN(c.get(), 100);
+  ASSERT_EQ(read.size(), 100u);
   std::map<std::string, std::map<std::string, int32_t>> where;  // key -> topic -> partition
-  const int64_t deadline = Clock::Real()->NowMs() + 30000;
-  size_t got = 0;
-  while (got < 100 && Clock::Real()->NowMs() < deadline) {
-    auto m = (*c)->Poll(200);
-    ASSERT_TRUE(m.ok());
-    if (!m->has_value()) continue;
-    where[(*m)->key][(*m)->topic] = (*m)->partition;
-    ++got;
-  }
-  ASSERT_EQ(got, 100u);
+  for (const KafkaMessage& m : read) where[m.key][m.topic] = m.partition;
   std::set<int32_t> partitions_used;
   for (auto& [key, topics] : where) {
     EXPECT_EQ(topics["events"], topics["other"]) << key;
@@ -180,26 +168,16 @@ TEST_F(EmbeddedKafkaTest, ProduceBatchPartitionsLikeProduceAndWaitsForRoom) {
     ASSERT_TRUE((*p)->Flush(10000).ok());
     EXPECT_EQ((*p)->delivered(), static_cast<uint64_t>(2 * kN));
   }
-  KafkaConsumer::Options copt;
-  copt.bootstrap_servers = kafka_->bootstrap();
-  copt.group_id = "batch";
-  auto c = KafkaConsumer::Create(copt);
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE((*c)->Subscribe({"events", "single"}).ok());
+  auto c = Consumer("batch", {"events", "single"});
+  const std::vector<KafkaMessage> read = ReadN(c.get(), 2 * kN);
+  ASSERT_EQ(read.size(), static_cast<size_t>(2 * kN));
   std::map<std::string, std::map<std::string, int32_t>> where;  // key -> topic -> partition
   std::map<std::string, std::string> value_of;
-  const int64_t deadline = Clock::Real()->NowMs() + 30000;
-  size_t got = 0;
-  while (got < 2 * kN && Clock::Real()->NowMs() < deadline) {
-    auto m = (*c)->Poll(200);
-    ASSERT_TRUE(m.ok());
-    if (!m->has_value()) continue;
-    EXPECT_EQ(where[(*m)->key].count((*m)->topic), 0u) << "twice: " << (*m)->key;
-    where[(*m)->key][(*m)->topic] = (*m)->partition;
-    if ((*m)->topic == "events") value_of[(*m)->key] = (*m)->value;
-    ++got;
+  for (const KafkaMessage& m : read) {
+    EXPECT_EQ(where[m.key].count(m.topic), 0u) << "twice: " << m.key;
+    where[m.key][m.topic] = m.partition;
+    if (m.topic == "events") value_of[m.key] = m.value;
   }
-  ASSERT_EQ(got, static_cast<size_t>(2 * kN));
   for (int i = 0; i < kN; ++i) {
     EXPECT_EQ(where[keys[i]]["events"], where[keys[i]]["single"]) << keys[i];
     EXPECT_EQ(value_of[keys[i]], values[i]);
