@@ -42,6 +42,7 @@ StatusOr<std::unique_ptr<Joiner>> Joiner::Create(Options options) {
   const FreshetConfig& c = j->options_.config;
   ASSIGN_OR_RETURN(TaskRules rules, TaskRules::Create(c));
   j->rules_ = std::make_unique<TaskRules>(std::move(rules));
+  j->feature_headroom_ = SampleHeaderBound(static_cast<size_t>(j->rules_->size()));
   j->probe_ = std::make_unique<IngestProbe>(j->options_.metrics, c.ingest().policy());
   const std::string bootstrap =
       j->options_.bootstrap_servers.empty() ? c.kafka().bootstrap_servers() : j->options_.bootstrap_servers;
@@ -158,7 +159,7 @@ void Joiner::Process(const KafkaMessage& m, PartitionJoin* join, Lane* lane) {
   limits.max_message_bytes = kc.max_message_bytes();
   limits.now_ms = batch_clock_.NowMs();
   limits.max_future_skew_ms = options_.config.ingest().max_future_skew_ms();
-  limits.feature_headroom = SampleHeaderBound(static_cast<size_t>(rules_->size()));
+  limits.feature_headroom = feature_headroom_;
   const int64_t wm = join->watermark();
   if (wm != PartitionJoin::kNoTime) limits.oldest_impression_ms = wm - options_.config.ingest().max_impression_age_ms();
   if (is_imp) {

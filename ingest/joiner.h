@@ -169,6 +169,7 @@ class Joiner {
   // inputs, decode limits), instead of a clock read per event and per sample.
   BatchClock batch_clock_;
   std::unique_ptr<TaskRules> rules_;
+  size_t feature_headroom_ = 0;  // DecodeLimits.feature_headroom: a sample header's bound for rules_
   std::unique_ptr<IngestProbe> probe_;
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> consumer_;
