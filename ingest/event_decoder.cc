@@ -109,6 +109,13 @@ bool PlainVarint(const uint8_t** at, const uint8_t* end, uint64_t* v) {
   return false;
 }
 
+// A length-delimited field's length as the generated parser takes it: a plain varint of
+// at most 5 bytes, no longer than what is left. `*at` moves past it.
+bool PlainLength(const uint8_t** at, const uint8_t* end, uint64_t* n) {
+  const uint8_t* start = *at;
+  return PlainVarint(at, end, n) && *at - start <= kMaxVarint32Bytes && *n <= static_cast<uint64_t>(end - *at);
+}
+
 // The quick check of a feature's bytes in the form protobuf's serializers write it:
 // `slot` (field 1, a varint) and the values (field 2, packed: varint ids, or floats
 // that must all be finite), each any number of times. true: a valid SparseFeature
@@ -124,9 +131,7 @@ bool PlainFeature(std::string_view bytes) {
     if (tag == 0x08) {  // field 1, varint
       if (!PlainVarint(&p, end, &v)) return false;
     } else if (tag == 0x12) {  // field 2, length-delimited: the packed values
-      const uint8_t* length_at = p;
-      // The parser reads a length in at most 5 bytes.
-      if (!PlainVarint(&p, end, &v) || p - length_at > 5 || v > static_cast<uint64_t>(end - p)) return false;
+      if (!PlainLength(&p, end, &v)) return false;
       const uint8_t* const values_end = p + v;
       if constexpr (kDense) {
         if (v % 4 != 0) return false;
@@ -228,10 +233,7 @@ bool ScanLabel(std::string_view value, Label* out) {
       continue;
     }
     if (tag == 0x0a) {  // field 1, length-delimited: request_id
-      const uint8_t* length_at = p;
-      if (!PlainVarint(&p, end, &v) || p - length_at > kMaxVarint32Bytes || v > static_cast<uint64_t>(end - p)) {
-        return false;
-      }
+      if (!PlainLength(&p, end, &v)) return false;
       const char* chars = reinterpret_cast<const char*>(p);
       if (!google::protobuf::internal::IsStructurallyValidUTF8(chars, static_cast<int>(v))) return false;
       out->set_request_id(chars, v);

@@ -31,7 +31,7 @@ IngestProbe::IngestProbe(MetricsRegistry* r, LabelPolicy policy) : registry_(r),
   impressions_ = r->GetCounter("freshet_ingest_events_total", "Events consumed, per input topic", {{"topic", "impressions"}});
   labels_ = r->GetCounter("freshet_ingest_events_total", "Events consumed, per input topic", {{"topic", "labels"}});
   samples_ = r->GetCounter("freshet_ingest_samples_total", "Samples produced, per label policy", {{"policy", policy_}});
-  for (int o = 0; o < 5; ++o) {
+  for (int o = 0; o < kOrigins; ++o) {
     samples_by_origin_[o] = r->GetCounter("freshet_ingest_samples_by_origin_total", "Samples produced, per origin",
                                           {{"origin", SampleOrigin_Name(static_cast<SampleOrigin>(o))}});
   }
@@ -66,7 +66,7 @@ IngestProbe::Tally::Tally(IngestProbe* probe) : probe_(probe), freshness_(probe-
 
 void IngestProbe::Tally::Sample(SampleOrigin origin, double freshness_s) {
   const int o = static_cast<int>(origin);
-  ++by_origin_[o >= 0 && o < 5 ? o : 0];
+  ++by_origin_[o >= 0 && o < kOrigins ? o : 0];
   freshness_.Observe(freshness_s);
   Counted();
 }
@@ -82,7 +82,7 @@ void IngestProbe::Tally::Flush() {
   if (pending_ == 0) return;
   pending_ = 0;
   uint64_t samples = 0;
-  for (int o = 0; o < 5; ++o) {
+  for (int o = 0; o < kOrigins; ++o) {
     if (by_origin_[o] == 0) continue;
     probe_->samples_by_origin_[o]->Inc(static_cast<double>(by_origin_[o]));
     samples += by_origin_[o];

@@ -23,6 +23,8 @@ std::string KindLabel(LabelKind kind);
 
 class IngestProbe {
  public:
+  static constexpr int kOrigins = SampleOrigin_MAX + 1;
+
   IngestProbe(MetricsRegistry* registry, LabelPolicy policy);
 
   // The per-event metrics of the join (samples by origin, their freshness, joined
@@ -51,7 +53,7 @@ class IngestProbe {
 
     IngestProbe* probe_;
     uint64_t pending_ = 0;  // events since the last flush
-    std::array<uint64_t, 5> by_origin_{};
+    std::array<uint64_t, kOrigins> by_origin_{};
     LocalHistogram freshness_;
     std::array<uint64_t, LabelKind_MAX + 1> joined_{};
     std::vector<LocalHistogram> delay_;  // per kind
@@ -82,7 +84,7 @@ class IngestProbe {
   Counter* impressions_;
   Counter* labels_;
   Counter* samples_;
-  std::array<Counter*, 5> samples_by_origin_;
+  std::array<Counter*, kOrigins> samples_by_origin_;
   Histogram* freshness_;
   static constexpr int kKinds = LabelKind_MAX + 1;
   std::array<Counter*, kKinds> late_;

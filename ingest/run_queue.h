@@ -50,12 +50,6 @@ class RunQueue {
     run_.assign(std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
     heap_.clear();
   }
-  // Every item, in no particular order.
-  template <class Fn>
-  void ForEach(Fn fn) const {
-    for (const T& t : run_) fn(t);
-    for (const T& t : heap_) fn(t);
-  }
 
  private:
   // The run's front is the smallest item (on ties either may go first: equal items
