@@ -39,6 +39,7 @@ EmbeddingTable<T>::EmbeddingTable(const EmbeddingTableOptions& options)
   }
   arena_.resize(dims_.size());
   free_rows_.resize(dims_.size());
+  tenancy_.resize(dims_.size());
   uint64_t width = 1;
   while (width < static_cast<uint64_t>(std::max(1, options.cms_width))) width <<= 1;
   sketch_mask_ = width - 1;
@@ -139,7 +140,9 @@ RowId EmbeddingTable<T>::AllocateRow(const EmbeddingKey& key, int64_t now_ms) {
     auto& arena = arena_[key.slot];
     row.row = static_cast<int32_t>(arena.size() / stride_[key.slot]);
     arena.resize(arena.size() + stride_[key.slot]);
+    tenancy_[key.slot].push_back(0);
   }
+  tenancy_[key.slot][static_cast<size_t>(row.row)] = ++last_tenancy_;
   lru_.push_back(key);
   Entry entry;
   entry.row = row;
@@ -200,6 +203,7 @@ template <typename T>
 void EmbeddingTable<T>::FreeRow(typename std::unordered_map<EmbeddingKey, Entry, KeyHash>::iterator it) {
   const int slot = it->first.slot;
   free_rows_[slot].push_back(it->second.row.row);
+  tenancy_[slot][static_cast<size_t>(it->second.row.row)] = 0;
   lru_.erase(it->second.lru);
   map_.erase(it);
   bytes_used_ -= RowBytes(slot);
@@ -271,6 +275,7 @@ Status EmbeddingTable<T>::Load(ByteReader* r) {
   lru_.clear();
   for (auto& a : arena_) a.clear();
   for (auto& f : free_rows_) f.clear();
+  for (auto& t : tenancy_) t.clear();  // last_tenancy_ goes on: no number is reused
   bytes_used_ = 0;
   uint64_t rows = 0;
   RETURN_IF_ERROR(r->Get(&rows));
@@ -284,6 +289,7 @@ Status EmbeddingTable<T>::Load(ByteReader* r) {
     auto& arena = arena_[key.slot];
     RowId row{key.slot, static_cast<int32_t>(arena.size() / stride_[key.slot])};
     arena.resize(arena.size() + stride_[key.slot]);
+    tenancy_[key.slot].push_back(++last_tenancy_);
     RETURN_IF_ERROR(r->GetArray(Weights(row), stride_[key.slot]));
     lru_.push_back(key);
     Entry entry;

@@ -98,6 +98,12 @@ class EmbeddingTable {
   T* State(RowId id) { return Weights(id) + dims_[id.slot]; }
   int dim(int slot) const { return dims_[slot]; }
   int num_slots() const { return static_cast<int>(dims_.size()); }
+  // Which tenancy of its row `id` is: a number, never reused, given each time the
+  // row is handed to an id (admission, UpsertRow of a new id, Load), and 0 while the
+  // row is free. A copy of the row's values kept elsewhere (the GPU arena) is current
+  // only while the tenancy it was taken under still holds: an id evicted and
+  // re-admitted into the same row number gets a new one. REQUIRES: id.valid().
+  uint64_t Tenancy(RowId id) const { return tenancy_[id.slot][static_cast<size_t>(id.row)]; }
 
   // Publisher/serving: f(key, weights) for every live row, in LRU order.
   template <typename F>
@@ -153,6 +159,8 @@ class EmbeddingTable {
   std::vector<size_t> stride_;                 // dim · (1 + state_width)
   std::vector<std::vector<T>> arena_;          // per slot: rows × stride
   std::vector<std::vector<int32_t>> free_rows_;
+  std::vector<std::vector<uint64_t>> tenancy_;  // per slot, per row; 0 = free
+  uint64_t last_tenancy_ = 0;
   std::unordered_map<EmbeddingKey, Entry, KeyHash> map_;
   std::list<EmbeddingKey> lru_;                // front = least recently updated
   std::vector<uint32_t> sketch_;               // cms_depth × cms_width

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <limits>
 #include <unordered_map>
 
 #include "learner/cuda/embedding_bag.cuh"
@@ -12,10 +11,6 @@
 #include "learner/cuda/sparse_optimizer.cuh"
 
 namespace freshet::learner::cuda {
-namespace {
-constexpr uint64_t kNone = std::numeric_limits<uint64_t>::max();
-}  // namespace
-
 // Per slot s, ints holds [offsets (B+1) | occurrence (nnz) | rows (U) | upload rows]
 // at the recorded positions; floats holds the uploaded rows' values back to back.
 struct DeviceEmbeddingStore::Staging {
@@ -58,7 +53,7 @@ StatusOr<std::unique_ptr<DeviceEmbeddingStore>> DeviceEmbeddingStore::Create(con
   const size_t n = s->slots_.size();
   s->arena_.resize(n);
   s->capacity_.assign(n, 0);
-  s->device_id_.resize(n);
+  s->device_tenancy_.resize(n);
   s->rows_host_.resize(n);
   s->grads_.resize(n);
   for (int k = 0; k < 2; ++k) {
@@ -84,7 +79,7 @@ Status DeviceEmbeddingStore::EnsureCapacity(int slot, int32_t row) {
   RETURN_IF_CUDA_ERROR(cudaStreamSynchronize(ctx_->compute()));  // the old arena is freed next
   arena_[slot] = std::move(grown);
   capacity_[slot] = cap;
-  device_id_[slot].resize(cap, kNone);
+  device_tenancy_[slot].resize(cap, 0);
   return Status::Ok();
 }
 
@@ -117,9 +112,10 @@ Status DeviceEmbeddingStore::Stage(const Batch& batch, bool training, int64_t no
       if (inserted) {
         rows_host_[s].push_back(row.row);
         RETURN_IF_ERROR(EnsureCapacity(static_cast<int>(s), row.row));
-        if (device_id_[s][row.row] != ids[j]) {
+        const uint64_t tenancy = table_->Tenancy(row);
+        if (device_tenancy_[s][row.row] != tenancy) {  // new to the GPU, re-numbered or re-admitted
           uploads[s].push_back(row.row);
-          device_id_[s][row.row] = ids[j];
+          device_tenancy_[s][row.row] = tenancy;
         }
       }
       occurrence[s][j] = it->second;
@@ -214,10 +210,11 @@ Status DeviceEmbeddingStore::SyncToHost() {
     std::vector<float> rows(static_cast<size_t>(capacity_[s]) * stride_[s]);
     RETURN_IF_ERROR(arena_[s].CopyToHost(rows.data(), rows.size(), ctx_->compute()));
     for (int32_t r = 0; r < capacity_[s]; ++r) {
-      const uint64_t id = device_id_[s][r];
-      if (id == kNone || table_->Lookup(static_cast<int>(s), id).row != r) continue;  // evicted or re-numbered
+      const cpu::RowId row{static_cast<int32_t>(s), r};
+      const uint64_t tenancy = device_tenancy_[s][r];
+      if (tenancy == 0 || table_->Tenancy(row) != tenancy) continue;  // freed, or the host gave the row anew
       const float* src = rows.data() + static_cast<size_t>(r) * stride_[s];
-      std::copy(src, src + stride_[s], table_->Weights(cpu::RowId{static_cast<int32_t>(s), r}));
+      std::copy(src, src + stride_[s], table_->Weights(row));
     }
   }
   return Status::Ok();

@@ -17,9 +17,10 @@
 // being overwritten while kernels still read it.
 //
 // Row ownership: after a row's first upload the device copy is the truth, host values
-// are stale until SyncToHost. A row the host re-numbers for another id is uploaded
-// again. Known gap: an id evicted and re-admitted into the SAME row number keeps its
-// device values instead of a fresh initialisation (TTL/budget eviction only).
+// are stale until SyncToHost. The device remembers the host table's tenancy of each
+// row it holds (EmbeddingTable::Tenancy): a row the host has since handed out again
+// (to another id, or to the same id evicted and re-admitted with fresh values) is
+// uploaded again, and SyncToHost writes back only rows whose tenancy still holds.
 //
 // Thread-safety: none; owned by the trainer thread like the CPU table.
 #pragma once
@@ -79,7 +80,7 @@ class DeviceEmbeddingStore {
   std::vector<int> stride_;                          // floats per arena row
   std::vector<DeviceBuffer<float>> arena_;           // per slot: capacity × stride
   std::vector<int32_t> capacity_;                    // rows per arena
-  std::vector<std::vector<uint64_t>> device_id_;     // per slot, per row: the id the GPU holds (or kNone)
+  std::vector<std::vector<uint64_t>> device_tenancy_;  // per slot, per row: the host tenancy the GPU holds (0: none)
   std::vector<std::vector<int32_t>> rows_host_;      // per slot: distinct rows of the staged batch
   std::vector<DeviceBuffer<float>> grads_;           // per slot: (U, dim)
   std::vector<std::unique_ptr<Staging>> staging_;    // 2

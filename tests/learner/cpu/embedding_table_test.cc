@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "common/clock.h"
@@ -79,6 +80,36 @@ TEST(EmbeddingTableTest, TtlEvictionAndEvictionLog) {
   EXPECT_TRUE(table.DrainEvictionLog().empty()) << "the log is drained once";
   EXPECT_EQ(table.stats().evicted_ttl, 2);
   EXPECT_EQ(table.stats().bytes_used, table.RowBytes(0));
+}
+
+// A row's tenancy says whether a copy of its values kept elsewhere (the GPU arena)
+// is still current: it changes when an evicted id is re-admitted into the same row.
+TEST(EmbeddingTableTest, TenancyChangesWheneverARowIsHandedOutAgain) {
+  EmbeddingTableOptions o = Options();
+  o.ttl_ms = 10;
+  EmbeddingTable<float> table(o);
+  const RowId a = table.LookupOrAdmit(0, 7, 0);
+  const RowId b = table.LookupOrAdmit(0, 8, 5);
+  const uint64_t first = table.Tenancy(a);
+  EXPECT_NE(first, 0u);
+  EXPECT_NE(table.Tenancy(b), first);
+  const uint64_t second = table.Tenancy(b);
+  EXPECT_EQ(table.Tenancy(table.LookupOrAdmit(0, 8, 6)), second) << "a lookup of a live row keeps its tenancy";
+  table.Weights(a)[0] = 42.f;  // trained
+  ASSERT_EQ(table.EvictExpired(12), 1);  // id 7 (last update 0) goes, id 8 (6) stays
+  EXPECT_EQ(table.Tenancy(a), 0u) << "a free row has no tenancy";
+  const RowId again = table.LookupOrAdmit(0, 7, 13);
+  ASSERT_EQ(again.row, a.row) << "the freed row is reused: the case a row's id alone cannot tell apart";
+  EXPECT_NE(table.Tenancy(again), first);
+  EXPECT_NE(table.Weights(again)[0], 42.f) << "re-admission starts from fresh values";
+  // Load hands every row out anew.
+  ByteWriter w;
+  table.Save(&w);
+  const uint64_t before = std::max(table.Tenancy(again), table.Tenancy(b));
+  ByteReader r(w.str());
+  ASSERT_TRUE(table.Load(&r).ok());
+  EXPECT_GT(table.Tenancy(table.Lookup(0, 7)), before);
+  EXPECT_GT(table.Tenancy(table.Lookup(0, 8)), before);
 }
 
 TEST(EmbeddingTableTest, BudgetRefuseIsCountedAndNeverExceeded) {

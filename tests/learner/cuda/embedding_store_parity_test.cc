@@ -113,5 +113,46 @@ TEST(CudaEmbeddingStoreTest, TrainsLikeTheCpuPath) {
   EXPECT_GT(compared, 20);
 }
 
+// An id evicted on the host and re-admitted into the same row number starts from
+// fresh values on the GPU too, not from what the device trained before the eviction.
+TEST(CudaEmbeddingStoreTest, ReadmittedRowStartsFresh) {
+  FRESHET_CUDA_CONTEXT_OR_SKIP(ctx);
+  const ModelConfig model = TwoSlots();
+  SparseOptimizerConfig opt_config;
+  cpu::EmbeddingTableOptions options;
+  options.slot_dims = {4, 3};
+  options.cms_width = 256;
+  options.ttl_ms = 10;
+  options.state_init = opt_config.initial_accumulator();
+  cpu::EmbeddingTable<float> table(options), fresh(options);
+  auto store = DeviceEmbeddingStore::Create(model, &table, opt_config, ctx.get());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const int B = 1, ld = 9;
+  Batch batch;  // one example: id 7 in slot 3, id 5 in slot 9
+  batch.size = B;
+  batch.sparse.resize(2);
+  for (auto& slot : batch.sparse) slot.offsets = {0, 1};
+  batch.sparse[0].ids = {7};
+  batch.sparse[1].ids = {5};
+  DeviceBuffer<float> x;
+  auto step = [&](int64_t now_ms) {
+    table.BeginBatch();
+    ASSERT_TRUE(x.ResizeZero(static_cast<size_t>(B) * ld, ctx->compute()).ok());
+    ASSERT_TRUE((*store)->Stage(batch, /*training=*/true, now_ms).ok());
+    ASSERT_TRUE((*store)->Forward(ld, x.data()).ok());
+  };
+  step(0);
+  auto gdx = ToDevice(*ctx, MatF::Constant(B, ld, 1.f));
+  ASSERT_TRUE((*store)->Backward(ld, gdx.data()).ok());
+  ASSERT_TRUE((*store)->ApplySparseStep().ok());
+  const cpu::RowId first = table.Lookup(0, 7);
+  ASSERT_EQ(table.EvictExpired(20), 2);
+  step(21);  // re-admitted: the host drew fresh values into the freed row
+  ASSERT_EQ(table.Lookup(0, 7).row, first.row) << "the test needs the same row number";
+  const cpu::RowId init = fresh.LookupOrAdmit(0, 7, 0);
+  const MatF got = ToHost(*ctx, x, B, ld).leftCols(4);
+  ExpectClose("re-admitted row", Eigen::Map<const MatF>(fresh.Weights(init), 1, 4), got, 0, 0);
+}
+
 }  // namespace
 }  // namespace freshet::learner::cuda::testing
