@@ -135,8 +135,7 @@ TEST(CudaEmbeddingStoreTest, ReadmittedRowStartsFresh) {
   batch.sparse[0].ids = {7};
   batch.sparse[1].ids = {5};
   DeviceBuffer<float> x;
-  auto step = [&](int64_t now_ms) {
-    table.BeginBatch();
+  auto step = [&](int64_t now_ms) {  // Stage starts the table's batch itself
     ASSERT_TRUE(x.ResizeZero(static_cast<size_t>(B) * ld, ctx->compute()).ok());
     ASSERT_TRUE((*store)->Stage(batch, /*training=*/true, now_ms).ok());
     ASSERT_TRUE((*store)->Forward(ld, x.data()).ok());
