@@ -206,7 +206,7 @@ Status TrainingLoop::TrainPending() {
       cpu::Trainer<float>::WeightAdjuster adjust;
       if (NeedsOriginWeights(pending_origins_)) {
         const float cap = options_.learner.correction_weight_cap();
-        adjust = [&](const cpu::Mat<float>& pred, cpu::Mat<float>* w) {
+        adjust = [&, cap](const cpu::Mat<float>& pred, cpu::Mat<float>* w) {  // cap ends with this block
           ApplyOriginWeights<float>(tasks, pending_origins_, pred, batch.labels, batch.masks, cap, w);
         };
       }

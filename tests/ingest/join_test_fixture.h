@@ -103,6 +103,7 @@ class Emitted : public std::vector<JoinedSample> {
 class JoinTest : public ::testing::Test {
  protected:
   void Make(LabelPolicy policy, std::function<void(FreshetConfig*)> edit = nullptr) {
+    join_.reset();  // first: it flushes its metrics into the probe it was made with
     config_ = TestConfig(policy);
     if (edit) edit(&config_);
     auto r = TaskRules::Create(config_);
