@@ -98,11 +98,11 @@ class EmbeddingTable {
   T* State(RowId id) { return Weights(id) + dims_[id.slot]; }
   int dim(int slot) const { return dims_[slot]; }
   int num_slots() const { return static_cast<int>(dims_.size()); }
-  // Which tenancy of its row `id` is: a number, never reused, given each time the
-  // row is handed to an id (admission, UpsertRow of a new id, Load), and 0 while the
-  // row is free. A copy of the row's values kept elsewhere (the GPU arena) is current
-  // only while the tenancy it was taken under still holds: an id evicted and
-  // re-admitted into the same row number gets a new one. REQUIRES: id.valid().
+  // The row's current tenancy: a number, never reused, given each time the row is
+  // handed to an id (admission, UpsertRow of a new id, Load), and 0 while the row is
+  // free. A copy of the row's values kept elsewhere (the GPU arena) is current only
+  // while the tenancy it was taken under still holds: an id evicted and re-admitted
+  // into the same row number gets a new one. REQUIRES: id.valid().
   uint64_t Tenancy(RowId id) const { return tenancy_[id.slot][static_cast<size_t>(id.row)]; }
 
   // Publisher/serving: f(key, weights) for every live row, in LRU order.
