@@ -80,15 +80,15 @@ double CpuSeconds(clockid_t clock) {
 double ThreadCpuSeconds() { return CpuSeconds(CLOCK_THREAD_CPUTIME_ID); }
 // Every thread of the process: the joiner, librdkafka's and the embedded brokers'.
 double ProcessCpuSeconds() { return CpuSeconds(CLOCK_PROCESS_CPUTIME_ID); }
-// How long the calling thread has been runnable but not running (waiting for a CPU
-// that other threads held): the second field of /proc/thread-self/schedstat. -1
-// where the kernel does not keep it.
 // Minor page faults of the calling thread so far (first touches of fresh heap pages).
 long ThreadMinorFaults() {
   rusage u{};
   return getrusage(RUSAGE_THREAD, &u) == 0 ? u.ru_minflt : -1;
 }
 
+// How long the calling thread has been runnable but not running (waiting for a CPU
+// that other threads held): the second field of /proc/thread-self/schedstat. -1
+// where the kernel does not keep it.
 double ThreadRunQueueSeconds() {
   std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
   if (f == nullptr) return -1;

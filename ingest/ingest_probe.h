@@ -34,6 +34,7 @@ class IngestProbe {
   // kAutoFlush events and when destroyed; the Joiner flushes after every batch.
   //
   // Thread-safety: one thread at a time, as its PartitionJoin.
+  // REQUIRES: the probe (and its registry) outlive the Tally: its destructor flushes.
   class Tally {
    public:
     explicit Tally(IngestProbe* probe);

@@ -50,7 +50,8 @@ inline constexpr size_t kMaxSampleTasks = 64;
 // prediction-independent factor only; see partition_join.h).
 void AppendSampleHeader(const SampleHeader& h, std::string* out);
 // An upper bound on the bytes AppendSampleHeader appends for `tasks` tasks, besides
-// the sample_id's and request_id's own bytes (add those for the exact bound).
+// the sample_id's and request_id's own bytes (add those for a bound on the whole
+// header).
 size_t SampleHeaderBound(size_t tasks);
 // `features` then the header: a complete Sample.
 std::string SampleBytes(std::string_view features, const SampleHeader& h);
